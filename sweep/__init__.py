@@ -1,0 +1,1 @@
+"""sweep: Hydra study configs -> Ray execution -> Parquet result sets -> scaling curves."""
