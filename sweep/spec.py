@@ -1,0 +1,296 @@
+"""Typed study specification: the plain dicts of a composed config become frozen dataclasses once.
+
+Nothing here knows Hydra. ``sweep.__main__`` hands :meth:`StudySpec.from_dicts` the resolved
+config as plain containers plus the group files (``conf/machine/*.yaml`` and friends) it found on
+Hydra's search path; everything below works on :class:`StudySpec`.
+
+Core-count axes accept integers and compact ranges (see :func:`parse_cores`):
+
+- ``1..128``      -> 1, 2, 4, ..., 128 (geometric, factor 2)
+- ``1..81x3``     -> 1, 3, 9, 27, 81 (geometric, factor 3)
+- ``8..64+8``     -> 8, 16, ..., 64 (arithmetic, step 8)
+- a list mixing both: ``[1..64,80]`` -> 1, 2, ..., 64, 80
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sweep.errors import StudyError
+
+GROUPS: tuple[str, ...] = ("machine", "mix", "variant")
+"""Config groups whose YAML files define the points' parameters, in grid order."""
+
+_RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*(?:([x+])\s*(\d+))?\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def parse_cores(value: Any) -> tuple[int, ...]:
+    """Core counts of a grid axis, in the order given, duplicates removed.
+
+    Parameters
+    ----------
+    value : int, str or sequence of int/str
+        Integers >= 1 or range strings ``A..B`` (x2), ``A..BxF`` (geometric, factor F >= 2),
+        ``A..B+S`` (arithmetic, step S >= 1). B is included when the progression hits it.
+
+    Raises
+    ------
+    StudyError
+        For an empty axis, zero, negative or non-integer core counts, or a malformed range.
+
+    Examples
+    --------
+    >>> parse_cores("1..16")
+    (1, 2, 4, 8, 16)
+    >>> parse_cores(["8..32+8", 48])
+    (8, 16, 24, 32, 48)
+    """
+    items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    cores: list[int] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int | str):
+            raise StudyError(f"grid.cores: {item!r} is not an integer core count or a range A..B")
+        if isinstance(item, int):
+            cores.append(item)
+            continue
+        if item.strip().lstrip("-").isdigit():
+            cores.append(int(item))
+            continue
+        match = _RANGE.match(item)
+        if match is None:
+            raise StudyError(
+                f"grid.cores: {item!r} is not an integer or a range (1..128, 1..81x3, 8..64+8)"
+            )
+        lo, hi, kind, step_text = match.groups()
+        start, stop = int(lo), int(hi)
+        step = int(step_text) if step_text else 2
+        if start < 1 or stop < start:
+            raise StudyError(f"grid.cores: range {item!r} needs 1 <= start <= stop")
+        if (kind in (None, "x") and step < 2) or (kind == "+" and step < 1):
+            raise StudyError(f"grid.cores: range {item!r} has a step that never advances")
+        n = start
+        while n <= stop:
+            cores.append(n)
+            n = n + step if kind == "+" else n * step
+    for n in cores:
+        if n < 1:
+            raise StudyError(f"grid.cores: {n} is not a valid core count (integers >= 1)")
+    if not cores:
+        raise StudyError("grid.cores is empty; give at least one core count")
+    return tuple(dict.fromkeys(cores))
+
+
+def _names(axis: str, value: Any, available: Sequence[str]) -> tuple[str, ...]:
+    items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if not items:
+        raise StudyError(f"grid.{axis} is empty; valid {axis}s: {', '.join(available)}")
+    names: list[str] = []
+    for item in items:
+        if not isinstance(item, str) or item not in available:
+            raise StudyError(
+                f"grid.{axis}: unknown {axis} {item!r}; valid {axis}s: {', '.join(available)}"
+            )
+        names.append(item)
+    return tuple(dict.fromkeys(names))
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if not items:
+        raise StudyError("grid.seed is empty; give at least one seed, e.g. grid.seed=[0]")
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, int) or item < 0:
+            raise StudyError(f"grid.seed: {item!r} is not a non-negative integer")
+    return tuple(dict.fromkeys(items))
+
+
+def _apply_overrides(
+    group: str, base: Mapping[str, Any], overrides: Mapping[str, Any], path: str
+) -> dict[str, Any]:
+    """``base`` with ``overrides`` merged in; every overridden key must exist in ``base``."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if key not in out:
+            allowed = ", ".join(sorted(out)) or "(none)"
+            raise StudyError(f"set.{path}{key}: unknown {group} parameter; allowed: {allowed}")
+        if isinstance(value, Mapping):
+            if not isinstance(out[key], Mapping):
+                raise StudyError(f"set.{path}{key}: {group} parameter is not a mapping")
+            out[key] = _apply_overrides(group, out[key], value, f"{path}{key}.")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class GridSpec:
+    """The axes of a study; the points are their cartesian product."""
+
+    machine: tuple[str, ...]
+    mix: tuple[str, ...]
+    variant: tuple[str, ...]
+    cores: tuple[int, ...]
+    seed: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.machine) * len(self.mix) * len(self.variant) * len(self.cores) * len(self.seed)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RaySpec:
+    """Where and how chunks run. ``address=None`` starts a local Ray (unless RAY_ADDRESS is set)."""
+
+    address: str | None = None
+    num_cpus: int | None = None
+    task_target_s: float = 0.5
+    max_tasks_in_flight: int | None = None
+    chunk_points: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSpec:
+    """Flush policy: a Parquet file per partition every ``flush_points`` rows or ``flush_s``."""
+
+    flush_points: int = 5000
+    flush_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study: names, grid, resolved group parameters and run options.
+
+    ``params[group][name]`` is the dict handed to ``exitcore`` for that machine, mix or variant,
+    with the study-wide ``set.<group>`` overrides already applied.
+    """
+
+    name: str
+    out: Path
+    force: bool
+    root_seed: int
+    grid: GridSpec
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    ray: RaySpec = field(default_factory=RaySpec)
+    store: StoreSpec = field(default_factory=StoreSpec)
+    progress: str = "auto"
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """The resolved config as plain containers, recorded in ``study.yaml``."""
+
+    @property
+    def study_dir(self) -> Path:
+        return self.out / self.name
+
+    @classmethod
+    def from_dicts(
+        cls,
+        config: Mapping[str, Any],
+        load_group: Any,
+        available: Mapping[str, Sequence[str]],
+    ) -> StudySpec:
+        """Validate a resolved config and build the spec.
+
+        Parameters
+        ----------
+        config : mapping
+            The composed config as plain containers (``study``, ``out``, ``force``, ``grid``,
+            ``set``, ``ray``, ``store``, ``progress``).
+        load_group : callable ``(group, name) -> dict``
+            Loads ``conf/<group>/<name>.yaml`` from the config search path.
+        available : mapping group -> names
+            The names each group offers, for validation and error messages.
+        """
+        study = config.get("study", {})
+        name = str(study.get("name", "default"))
+        if not _NAME.match(name) or name in (".", ".."):
+            raise StudyError(f"study.name: {name!r} must be letters, digits, '_', '-' or '.'")
+        root_seed = study.get("seed", 0)
+        if isinstance(root_seed, bool) or not isinstance(root_seed, int) or root_seed < 0:
+            raise StudyError(f"study.seed: {root_seed!r} is not a non-negative integer")
+        grid_cfg = config.get("grid", {})
+        grid = GridSpec(
+            machine=_names("machine", grid_cfg.get("machine"), available["machine"]),
+            mix=_names("mix", grid_cfg.get("mix"), available["mix"]),
+            variant=_names("variant", grid_cfg.get("variant"), available["variant"]),
+            cores=parse_cores(grid_cfg.get("cores")),
+            seed=_seeds(grid_cfg.get("seed")),
+        )
+        overrides = config.get("set") or {}
+        unknown_groups = sorted(set(overrides) - set(GROUPS))
+        if unknown_groups:
+            raise StudyError(
+                f"set.{unknown_groups[0]}: unknown group; allowed: {', '.join(GROUPS)}"
+            )
+        params: dict[str, dict[str, dict[str, Any]]] = {}
+        for group in GROUPS:
+            params[group] = {}
+            for item in getattr(grid, group):
+                base = load_group(group, item)
+                if not isinstance(base, Mapping):
+                    raise StudyError(f"{group}/{item}.yaml must hold a mapping of parameters")
+                params[group][item] = _apply_overrides(
+                    group, base, overrides.get(group) or {}, f"{group}."
+                )
+        ray_cfg = dict(config.get("ray") or {})
+        num_cpus = ray_cfg.get("num_cpus")
+        if num_cpus is not None and (
+            isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
+        ):
+            raise StudyError(f"ray.num_cpus: {num_cpus!r} is not a positive integer")
+        address = ray_cfg.get("address")
+        ray = RaySpec(
+            address=None if address in (None, "") else str(address),
+            num_cpus=num_cpus,
+            task_target_s=_positive_float("ray.task_target_s", ray_cfg.get("task_target_s", 0.5)),
+            max_tasks_in_flight=_optional_positive_int(
+                "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
+            ),
+            chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
+        )
+        store_cfg = config.get("store") or {}
+        store = StoreSpec(
+            flush_points=_optional_positive_int(
+                "store.flush_points", store_cfg.get("flush_points", 5000)
+            )
+            or 5000,
+            flush_s=_positive_float("store.flush_s", store_cfg.get("flush_s", 10.0)),
+        )
+        progress = str(config.get("progress", "auto"))
+        if progress not in ("auto", "bar", "log", "off"):
+            raise StudyError(f"progress: {progress!r}; allowed: auto, bar, log, off")
+        force = config.get("force", False)
+        if not isinstance(force, bool):
+            raise StudyError(f"force: {force!r} is not true or false")
+        return cls(
+            name=name,
+            out=Path(str(config.get("out", "results"))),
+            force=force,
+            root_seed=root_seed,
+            grid=grid,
+            params=params,
+            ray=ray,
+            store=store,
+            progress=progress,
+            config=dict(config),
+        )
+
+
+def _positive_float(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise StudyError(f"{key}: {value!r} is not a positive number")
+    return float(value)
+
+
+def _optional_positive_int(key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise StudyError(f"{key}: {value!r} is not a positive integer")
+    return value

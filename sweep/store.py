@@ -1,0 +1,327 @@
+"""The result set on disk: one Arrow schema, atomic appends to a hive-partitioned Parquet dataset.
+
+Layout (docs/ARCHITECTURE.md)::
+
+    DIR/NAME/study.yaml                                    resolved config + versions
+    DIR/NAME/points/machine=<m>/mix=<x>/part-<uuid>.parquet
+    DIR/NAME/quarantine/...                                corrupt files moved aside
+    DIR/NAME/.tmp/                                         files being written
+
+``machine`` and ``mix`` live in the directory names only (hive partitions), so every reader
+(``polars.scan_parquet(..., hive_partitioning=True)``, ``pyarrow.dataset`` with
+``partitioning="hive"``, DuckDB ``read_parquet(..., hive_partitioning=true)``) sees each column
+once. A file is written under ``.tmp/`` and then ``os.replace``-d into ``points/``: a reader,
+or a rerun after SIGKILL, sees whole files or nothing.
+
+Resume rules (:meth:`ResultSet.prepare`): a stored ``ok`` row whose ``point_id`` is planned is
+kept and not recomputed; ``error`` rows of planned points, rows superseded by a new parameter
+value at the same grid key, and duplicate ids are removed (their files rewritten atomically)
+before the run, so the dataset never holds two rows for one grid key; rows of grid keys not in
+the current plan are left alone (a study can grow in several runs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from exitcore import METRIC_FIELDS, MODEL_VERSION
+from sweep.errors import StudyError
+from sweep.plan import Point
+
+_ARROW_TYPES = {float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
+
+KEY_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("point_id", pa.string(), nullable=False),
+    pa.field("study", pa.string(), nullable=False),
+    pa.field("machine", pa.string(), nullable=False),
+    pa.field("mix", pa.string(), nullable=False),
+    pa.field("variant", pa.string(), nullable=False),
+    pa.field("cores", pa.int64(), nullable=False),
+    pa.field("seed", pa.int64(), nullable=False),
+)
+PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error", pa.string()),
+    pa.field("model_version", pa.string(), nullable=False),
+    pa.field("config_hash", pa.string(), nullable=False),
+    pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+)
+POINT_SCHEMA: pa.Schema = pa.schema(
+    [
+        *KEY_FIELDS,
+        *(pa.field(name, _ARROW_TYPES[kind]) for name, kind in METRIC_FIELDS),
+        *PROVENANCE_FIELDS,
+    ]
+)
+"""One row per point. Metric columns are null on ``status='error'`` rows."""
+
+PARTITION_COLUMNS: tuple[str, ...] = ("machine", "mix")
+FILE_SCHEMA: pa.Schema = pa.schema([f for f in POINT_SCHEMA if f.name not in PARTITION_COLUMNS])
+"""What a Parquet file holds: the point schema minus the hive partition columns."""
+
+HIVE_SCHEMA: pa.Schema = pa.schema([POINT_SCHEMA.field(c) for c in PARTITION_COLUMNS])
+"""Types of the partition columns, for readers that would otherwise infer them."""
+
+METRIC_NAMES: tuple[str, ...] = tuple(name for name, _ in METRIC_FIELDS)
+
+
+def rows_table(
+    points: Sequence[Point],
+    metrics: Sequence[Mapping[str, Any] | None],
+    errors: Sequence[str | None],
+    study: str,
+    config_hash: str,
+    model_version: str = MODEL_VERSION,
+) -> pa.Table:
+    """Rows for ``points`` in :data:`POINT_SCHEMA`; ``metrics[i]`` is None where ``errors[i]``."""
+    now = dt.datetime.now(dt.UTC)
+    n = len(points)
+    columns: dict[str, list[Any]] = {
+        "point_id": [p.point_id for p in points],
+        "study": [study] * n,
+        "machine": [p.machine for p in points],
+        "mix": [p.mix for p in points],
+        "variant": [p.variant for p in points],
+        "cores": [p.cores for p in points],
+        "seed": [p.seed for p in points],
+    }
+    for name in METRIC_NAMES:
+        columns[name] = [None if m is None else m[name] for m in metrics]
+    columns["status"] = ["ok" if e is None else "error" for e in errors]
+    columns["error"] = list(errors)
+    columns["model_version"] = [model_version] * n
+    columns["config_hash"] = [config_hash] * n
+    columns["created_at"] = [now] * n
+    return pa.Table.from_pydict(columns, schema=POINT_SCHEMA)
+
+
+def read_points(study_dir: Path) -> pa.Table:
+    """The whole dataset of a study as one table in :data:`POINT_SCHEMA` column order."""
+    import pyarrow.dataset as ds
+
+    points_dir = Path(study_dir) / "points"
+    if not points_dir.is_dir():
+        return POINT_SCHEMA.empty_table()
+    dataset = ds.dataset(
+        points_dir,
+        format="parquet",
+        partitioning=ds.partitioning(HIVE_SCHEMA, flavor="hive"),
+        schema=POINT_SCHEMA,
+    )
+    return dataset.to_table().select(POINT_SCHEMA.names)
+
+
+@dataclass(frozen=True, slots=True)
+class PrepareReport:
+    """What :meth:`ResultSet.prepare` found: points to compute and what it cleaned up."""
+
+    todo: list[Point]
+    stored_ok: int
+    quarantined: list[Path]
+    dropped_rows: int
+
+
+class ResultSet:
+    """One study directory: study.yaml, the points dataset, buffered atomic appends."""
+
+    def __init__(self, study_dir: Path, flush_points: int = 5000) -> None:
+        self.dir = Path(study_dir)
+        self.points_dir = self.dir / "points"
+        self.tmp_dir = self.dir / ".tmp"
+        self.quarantine_dir = self.dir / "quarantine"
+        self.flush_points = flush_points
+        self._buffer: list[pa.Table] = []
+        self._buffered_rows = 0
+        self.files_written = 0
+
+    # ---- checks before anything is written -------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise StudyError if the study directory cannot be created or written; writes nothing."""
+        path = self.dir.absolute()
+        probe = path
+        while not probe.exists():
+            if probe.parent == probe:
+                break
+            probe = probe.parent
+        if probe.exists() and not probe.is_dir():
+            raise StudyError(f"output directory {path} is not writable: {probe} is not a directory")
+        try:
+            # An actual probe: os.access says yes to root even on read-only mounts.
+            fd, name = _mkstemp(probe)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StudyError(f"output directory {path} is not writable: {exc.strerror}") from None
+
+    def check_compatible(self, force: bool) -> None:
+        """Refuse to add to a result set made by another model version unless ``force``."""
+        study_yaml = self.dir / "study.yaml"
+        if force or not study_yaml.exists():
+            return
+        try:
+            recorded = yaml.safe_load(study_yaml.read_text()) or {}
+            version = recorded.get("versions", {}).get("model_version")
+        except (OSError, yaml.YAMLError, AttributeError):
+            version = None
+        if version != MODEL_VERSION:
+            raise StudyError(
+                f"{self.dir} was made by model version {version}, this is {MODEL_VERSION}; "
+                "pass force=true to recompute it or choose a new study.name"
+            )
+
+    # ---- resume -----------------------------------------------------------------------------
+
+    def part_files(self) -> list[Path]:
+        if not self.points_dir.is_dir():
+            return []
+        return sorted(self.points_dir.glob("machine=*/mix=*/*.parquet"))
+
+    def prepare(self, points: Sequence[Point], force: bool) -> PrepareReport:
+        """Clean the dataset for this plan and return the points still to compute."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        if force:
+            shutil.rmtree(self.points_dir, ignore_errors=True)
+        self.points_dir.mkdir(exist_ok=True)
+        planned = {p.key: p.point_id for p in points}
+        kept: set[str] = set()
+        quarantined: list[Path] = []
+        dropped = 0
+        for path in self.part_files():
+            try:
+                table = pq.read_table(
+                    path, columns=["point_id", "status", "variant", "cores", "seed"]
+                )
+            except (pa.ArrowException, OSError) as exc:
+                quarantined.append(self._quarantine(path, exc))
+                continue
+            machine, mix = _partition_values(path)
+            keep_mask = []
+            for pid, status, variant, cores, seed in zip(
+                *(table.column(c).to_pylist() for c in table.column_names), strict=True
+            ):
+                want = planned.get((machine, mix, variant, cores, seed))
+                keep = pid not in kept and (want is None or (want == pid and status == "ok"))
+                if keep and want is not None:
+                    kept.add(pid)
+                keep_mask.append(keep)
+            if not all(keep_mask):
+                dropped += keep_mask.count(False)
+                self._rewrite_without(path, keep_mask)
+        todo = [p for p in points if p.point_id not in kept]
+        return PrepareReport(
+            todo=todo,
+            stored_ok=len(points) - len(todo),
+            quarantined=quarantined,
+            dropped_rows=dropped,
+        )
+
+    def _quarantine(self, path: Path, exc: Exception) -> Path:
+        self.quarantine_dir.mkdir(exist_ok=True)
+        relative = path.relative_to(self.points_dir)
+        target = self.quarantine_dir / "__".join(relative.parts)
+        os.replace(path, target)
+        message = " ".join(str(exc).split())[:200]
+        print(
+            f"sweep: corrupt Parquet file {path} ({message}); moved to {target}, "
+            "its points will be recomputed",
+            file=sys.stderr,
+        )
+        return target
+
+    def _rewrite_without(self, path: Path, keep_mask: list[bool]) -> None:
+        table = pq.read_table(path, schema=FILE_SCHEMA)
+        kept = table.filter(pa.array(keep_mask, type=pa.bool_()))
+        if kept.num_rows == 0:
+            path.unlink()
+            return
+        self.tmp_dir.mkdir(exist_ok=True)
+        tmp = self.tmp_dir / f"rewrite-{uuid.uuid4().hex}.parquet"
+        pq.write_table(kept, tmp)
+        os.replace(tmp, path)
+
+    # ---- writing ----------------------------------------------------------------------------
+
+    def write_study_yaml(self, config: Mapping[str, Any], versions: Mapping[str, str]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(exist_ok=True)
+        tmp = self.tmp_dir / f"study-{uuid.uuid4().hex}.yaml"
+        tmp.write_text(
+            yaml.safe_dump({"versions": dict(versions), "config": dict(config)}, sort_keys=False)
+        )
+        os.replace(tmp, self.dir / "study.yaml")
+
+    def append(self, table: pa.Table) -> None:
+        """Buffer rows; write when ``flush_points`` rows are buffered."""
+        if table.num_rows == 0:
+            return
+        self._buffer.append(table)
+        self._buffered_rows += table.num_rows
+        if self._buffered_rows >= self.flush_points:
+            self.flush()
+
+    @property
+    def buffered_rows(self) -> int:
+        return self._buffered_rows
+
+    def flush(self) -> None:
+        """Write the buffered rows: one new file per (machine, mix) partition, atomically."""
+        if not self._buffer:
+            return
+        table = pa.concat_tables(self._buffer)
+        self._buffer, self._buffered_rows = [], 0
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        for (machine, mix), part in _partitions(table):
+            target_dir = self.points_dir / f"machine={machine}" / f"mix={mix}"
+            target_dir.mkdir(parents=True, exist_ok=True)
+            name = f"part-{uuid.uuid4().hex}.parquet"
+            tmp = self.tmp_dir / name
+            pq.write_table(part.select(FILE_SCHEMA.names).cast(FILE_SCHEMA), tmp)
+            os.replace(tmp, target_dir / name)
+            self.files_written += 1
+
+
+def _partitions(table: pa.Table) -> Iterable[tuple[tuple[str, str], pa.Table]]:
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    machines = table.column("machine").to_pylist()
+    mixes = table.column("mix").to_pylist()
+    for i, key in enumerate(zip(machines, mixes, strict=True)):
+        groups[key].append(i)
+    for key in sorted(groups):
+        yield key, table.take(pa.array(groups[key], type=pa.int64()))
+
+
+def _partition_values(path: Path) -> tuple[str, str]:
+    mix_dir, machine_dir = path.parent, path.parent.parent
+    return machine_dir.name.split("=", 1)[1], mix_dir.name.split("=", 1)[1]
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    import tempfile
+
+    return tempfile.mkstemp(prefix=".sweep-probe-", dir=directory)
+
+
+__all__ = [
+    "FILE_SCHEMA",
+    "HIVE_SCHEMA",
+    "POINT_SCHEMA",
+    "PrepareReport",
+    "ResultSet",
+    "read_points",
+    "rows_table",
+]
