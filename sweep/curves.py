@@ -54,6 +54,17 @@ CONFIDENCE: Final[float] = 0.95
 CURVE_KEYS: Final[tuple[str, ...]] = ("machine", "mix", "variant")
 POINT_KEYS: Final[tuple[str, ...]] = (*CURVE_KEYS, "cores")
 BASELINE: Final[str] = "baseline"
+VARIANT_ORDER: Final[tuple[str, ...]] = (
+    "baseline",
+    "uvm_purge",
+    "pmap_purge",
+    "pmap_deactivate",
+    "combined",
+    "rip_reaper",
+    "linux_fullmm",
+    "zap_first",
+)
+"""Built-in variants in DESIGN.md order: tables and legends list variants this way."""
 RESOURCES: Final[tuple[str, ...]] = ("reaper", "kernel_lock", "cpu", "none")
 
 OP_METRICS: Final[tuple[str, ...]] = tuple(f"op_x{i}_s" for i in range(9))
@@ -309,7 +320,12 @@ def summarize(curves: pl.DataFrame) -> pl.DataFrame:
             pl.col("wall_ratio_vs_baseline").last().alias("wall_ratio_vs_baseline"),
         )
     )
-    return last.sort(curve)
+    rank = pl.col("variant").replace_strict(
+        {v: i for i, v in enumerate(VARIANT_ORDER)},
+        default=len(VARIANT_ORDER),
+        return_dtype=pl.Int64,
+    )
+    return last.sort(["machine", "mix", rank, "variant"])
 
 
 def knee_of(

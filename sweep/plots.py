@@ -1,0 +1,298 @@
+"""Figures of scaling curves: one set per (machine, mix), PNG and SVG, knees marked.
+
+Uses matplotlib's object API (``Figure`` with the Agg canvas), never ``pyplot``: no global state,
+no display needed. Every figure has a log2 core axis, one line per variant (same colour for a
+variant in every figure), the 95 % seed interval as a band and each curve's knee as a ring.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import matplotlib
+import polars as pl
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
+
+from sweep.curves import CTX_METRICS, OP_METRICS, UTIL_SATURATED, VARIANT_ORDER
+
+FORMATS: Final[tuple[str, ...]] = ("png", "svg")
+FIGURE_KINDS: Final[tuple[str, ...]] = ("scaling", "utilisation", "latency", "breakdown")
+_DPI: Final[int] = 150
+_PALETTE: Final[tuple[str, ...]] = (
+    "#000000",
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+_MARKERS: Final[str] = "osD^v<>phX*"
+_RC: Final[dict[str, object]] = {
+    "svg.hashsalt": "exitsweep",  # stable SVG ids: same curves, same bytes
+    "svg.fonttype": "none",
+    "font.size": 9,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+
+
+def ordered_variants(variants: Sequence[str]) -> list[str]:
+    """Built-in variants in DESIGN.md order, then any others alphabetically."""
+    known = [v for v in VARIANT_ORDER if v in variants]
+    return known + sorted(set(variants) - set(VARIANT_ORDER))
+
+
+def _style(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
+    return {
+        v: (_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)])
+        for i, v in enumerate(ordered_variants(variants))
+    }
+
+
+def safe_name(text: str) -> str:
+    """File-name-safe form of a machine or mix name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
+def figure_stem(machine: str, mix: str, kind: str) -> str:
+    return f"{safe_name(machine)}__{safe_name(mix)}__{kind}"
+
+
+def _core_axis(ax: Axes, cores: Sequence[int]) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(sorted(set(cores))))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels([str(c) for c in sorted(set(cores))])
+    ax.set_xlabel("cores")
+
+
+def _log_y(ax: Axes, base: float = 10) -> None:
+    # Plain "%g" labels: the default 10^k labels go through mathtext, which dominates render time.
+    ax.set_yscale("log", base=base)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _plot_metric(
+    ax: Axes,
+    group: pl.DataFrame,
+    style: dict[str, tuple[str, str]],
+    metric: str,
+    scale: float,
+    ylabel: str,
+    *,
+    logy: bool = False,
+) -> None:
+    for variant in ordered_variants(group["variant"].unique().to_list()):
+        df = group.filter(pl.col("variant") == variant).sort("cores")
+        color, marker = style[variant]
+        x = df["cores"].to_numpy()
+        y = df[f"{metric}_mean"].to_numpy() * scale
+        ax.plot(x, y, color=color, marker=marker, markersize=3.5, linewidth=1.2, label=variant)
+        lo = df[f"{metric}_lo"] if f"{metric}_lo" in df.columns else None
+        if lo is not None and lo.null_count() < df.height:
+            ax.fill_between(
+                x,
+                lo.fill_null(strategy="zero").to_numpy() * scale,
+                df[f"{metric}_hi"].fill_null(strategy="zero").to_numpy() * scale,
+                color=color,
+                alpha=0.15,
+                linewidth=0,
+            )
+        knee = df.filter(pl.col("is_knee"))
+        if knee.height:
+            ax.plot(
+                knee["cores"].to_numpy(),
+                knee[f"{metric}_mean"].to_numpy() * scale,
+                linestyle="none",
+                marker="o",
+                markersize=10,
+                markerfacecolor="none",
+                markeredgecolor=color,
+                markeredgewidth=1.5,
+            )
+    if logy:
+        _log_y(ax)
+    ax.set_ylabel(ylabel)
+    _core_axis(ax, group["cores"].to_list())
+
+
+def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> None:
+    handles = [
+        Line2D([], [], color=style[v][0], marker=style[v][1], markersize=4, label=v)
+        for v in ordered_variants(group["variant"].unique().to_list())
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            markersize=9,
+            markerfacecolor="none",
+            markeredgecolor="0.3",
+            label="knee",
+        )
+    )
+    fig.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(fig.subplotpars.right + 0.01, fig.subplotpars.top),
+        frameon=False,
+    )
+
+
+def _title(fig: Figure, machine: str, mix: str, what: str) -> None:
+    fig.suptitle(f"{what}: {mix} on {machine}")
+
+
+def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
+    fig = Figure(figsize=(12, 3.6))
+    fig.subplots_adjust(left=0.06, right=0.86, bottom=0.15, top=0.86, wspace=0.32)
+    ax_wall, ax_thr, ax_sp = fig.subplots(1, 3)
+    _plot_metric(ax_wall, group, style, "wall_s", 1.0, "wall time [s]", logy=True)
+    _plot_metric(ax_thr, group, style, "exits_per_s", 1.0, "throughput [exits/s]", logy=True)
+    for variant in ordered_variants(group["variant"].unique().to_list()):
+        df = group.filter(pl.col("variant") == variant).sort("cores")
+        color, marker = style[variant]
+        ax_sp.plot(df["cores"], df["speedup"], color=color, marker=marker, markersize=3.5)
+        knee = df.filter(pl.col("is_knee"))
+        ax_sp.plot(
+            knee["cores"],
+            knee["speedup"],
+            linestyle="none",
+            marker="o",
+            markersize=10,
+            markerfacecolor="none",
+            markeredgecolor=color,
+            markeredgewidth=1.5,
+        )
+    cores = sorted(set(group["cores"].to_list()))
+    ax_sp.plot(cores, [c / cores[0] for c in cores], color="0.6", linestyle=":", label="ideal")
+    ax_sp.set_xscale("log", base=2)
+    _log_y(ax_sp, base=2)
+    ax_sp.set_ylabel("speedup vs smallest core count [x]")
+    _core_axis(ax_sp, cores)
+    return fig
+
+
+def _utilisation(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
+    fig = Figure(figsize=(9, 3.6))
+    fig.subplots_adjust(left=0.08, right=0.81, bottom=0.15, top=0.86, wspace=0.1)
+    ax_r, ax_k = fig.subplots(1, 2, sharey=True)
+    _plot_metric(ax_r, group, style, "reaper_util", 100.0, "reaper utilisation [%]")
+    _plot_metric(ax_k, group, style, "klock_util", 100.0, "KERNEL_LOCK utilisation [%]")
+    for ax in (ax_r, ax_k):
+        ax.axhline(100 * UTIL_SATURATED, color="0.5", linestyle="--", linewidth=0.8)
+        ax.set_ylim(0, 105)
+    return fig
+
+
+def _latency(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
+    fig = Figure(figsize=(6.5, 3.6))
+    fig.subplots_adjust(left=0.13, right=0.72, bottom=0.15, top=0.86)
+    ax = fig.subplots()
+    positive = group["notify_latency_p99_s_mean"].fill_null(0).min() > 0  # type: ignore[operator]
+    _plot_metric(
+        ax,
+        group,
+        style,
+        "notify_latency_p99_s",
+        1e3,
+        "exit-to-parent-notified latency, p99 [ms]",
+        logy=bool(positive),
+    )
+    return fig
+
+
+def _breakdown(group: pl.DataFrame, cores: int) -> Figure:
+    at = group.filter(pl.col("cores") == cores)
+    variants = ordered_variants(at["variant"].unique().to_list())
+    at = {v: at.filter(pl.col("variant") == v).row(0, named=True) for v in variants}
+    fig = Figure(figsize=(12, 4.0))
+    fig.subplots_adjust(left=0.06, right=0.85, bottom=0.24, top=0.86, wspace=0.4)
+    ax_op, ax_ctx = fig.subplots(1, 2, sharey=True)
+    cmap = matplotlib.colormaps["tab10"]
+    for ax, metrics, labels, title in (
+        (ax_op, OP_METRICS, [f"X{i}" for i in range(9)], "by operation"),
+        (ax_ctx, CTX_METRICS, ["exit", "exit + KERNEL_LOCK", "reaper"], "by context"),
+    ):
+        bottoms = [0.0] * len(variants)
+        for j, (metric, label) in enumerate(zip(metrics, labels, strict=True)):
+            heights = [float(at[v][f"{metric}_mean"] or 0.0) for v in variants]
+            ax.bar(range(len(variants)), heights, bottom=bottoms, color=cmap(j), label=label)
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
+        ax.set_title(f"{title}, {cores} cores")
+        ax.grid(axis="x", visible=False)
+        ax.legend(fontsize=7, frameon=False, ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax_op.set_ylabel("teardown time [s] (summed over exits)")
+    return fig
+
+
+def breakdown_cores_for(group: pl.DataFrame, requested: int | None) -> int:
+    """Core count of the breakdown figure: ``requested``, or the largest in the group."""
+    available = sorted(set(group["cores"].to_list()))
+    if requested is None:
+        return int(available[-1])
+    if requested not in available:
+        raise ValueError(
+            f"breakdown cores {requested} is not in the grid; allowed: "
+            + ", ".join(str(c) for c in available)
+        )
+    return requested
+
+
+def render_figures(
+    curves: pl.DataFrame, figures_dir: Path, *, breakdown_cores: int | None = None
+) -> dict[tuple[str, str], dict[str, Path]]:
+    """Write every figure of ``curves`` under ``figures_dir``.
+
+    Returns, per (machine, mix), the path stem of each figure kind (add ``.png`` or ``.svg``).
+    """
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    style = _style(curves["variant"].unique().to_list())
+    written: dict[tuple[str, str], dict[str, Path]] = {}
+    groups = sorted(((str(m), str(x)), g) for (m, x), g in curves.group_by(["machine", "mix"]))
+    # Check the breakdown core count everywhere before drawing anything.
+    cores_by_group = {key: breakdown_cores_for(g, breakdown_cores) for key, g in groups}
+    with matplotlib.rc_context(_RC):
+        for (machine, mix), group in groups:
+            cores = cores_by_group[(machine, mix)]
+            figs = {
+                "scaling": (_scaling(group, style), "Wall time, throughput and speedup"),
+                "utilisation": (_utilisation(group, style), "Reaper and KERNEL_LOCK utilisation"),
+                "latency": (_latency(group, style), "Exit-to-parent-notified latency"),
+                "breakdown": (_breakdown(group, cores), "Teardown time per variant"),
+            }
+            stems = {}
+            for kind, (fig, what) in figs.items():
+                _title(fig, machine, mix, what)
+                if kind != "breakdown":
+                    _legend(fig, group, style)
+                stem = figures_dir / figure_stem(machine, mix, kind)
+                for fmt in FORMATS:
+                    # Temporary name then rename: a reader never sees half a figure.
+                    tmp = stem.parent / f".{stem.name}.{fmt}.tmp"
+                    fig.savefig(
+                        tmp,
+                        format=fmt,
+                        dpi=_DPI,
+                        metadata={"Date": None} if fmt == "svg" else None,
+                    )
+                    os.replace(tmp, stem.parent / f"{stem.name}.{fmt}")
+                stems[kind] = stem
+            written[(machine, mix)] = stems
+    return written
