@@ -148,7 +148,8 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
     _report(spec.study_dir)
     if failed:
         print(
-            f"sweep: {failed} of {len(prepared.todo)} points failed; their rows have status='error' "
+            f"sweep: {failed} of {len(prepared.todo)} points failed; their rows have "
+            f"status='error' "
             f"in {spec.study_dir / 'points'}; rerun the command to retry them",
             file=log,
         )

@@ -42,7 +42,7 @@ PointFn = Callable[
 """``(machine, mix, variant, cores, rng) -> metrics`` with every name of ``METRIC_FIELDS``."""
 
 TASK_MAX_RETRIES = 3
-"""Ray re-runs a task whose worker died up to this many times (estimate: enough for a flaky node)."""
+"""Ray re-runs a task whose worker died this many times (estimate: enough for a flaky node)."""
 
 
 def exitcore_point(
