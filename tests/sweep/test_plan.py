@@ -122,7 +122,10 @@ def test_changing_one_parameter_changes_exactly_the_affected_ids() -> None:
 def test_root_seed_changes_every_id_and_stream() -> None:
     base = plan(make_spec())
     other = plan(make_spec(study={"name": "t", "seed": 1}))
-    assert all(a.point_id != b.point_id and a.entropy != b.entropy for a, b in zip(base, other))
+    assert all(
+        a.point_id != b.point_id and a.entropy != b.entropy
+        for a, b in zip(base, other, strict=True)
+    )
 
 
 def test_variants_and_machines_share_the_workload_stream_seeds_do_not() -> None:
