@@ -1,0 +1,250 @@
+"""The study report: its table equals the dataset computed independently; CLI errors: one line."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+import pytest
+
+try:
+    import synthetic as syn
+except ImportError:  # tests/ laid out as a package
+    from tests.sweep import synthetic as syn
+
+from sweep.report import ReportError, render
+
+CORES = [1, 2, 4, 8]
+VARIANTS = ["baseline", "pmap_purge", "combined"]
+MACHINES = ["arm64_m2", "arm64_altra80"]
+
+
+def _noisy_rows(rng):
+    """Two machines x one mix x three variants x four core counts x three seeds, plus errors."""
+    rows = []
+    for m, machine in enumerate(MACHINES):
+        for v, variant in enumerate(VARIANTS):
+            cap = 3.0 + 2.0 * v + m  # exits/s the reaper allows
+            for c in CORES:
+                x = min(float(c), cap)
+                for seed in range(3):
+                    xs = x * rng.uniform(0.95, 1.05)
+                    rows.append(
+                        syn.point_row(
+                            machine,
+                            "kernel_build",
+                            variant,
+                            c,
+                            seed,
+                            exits=100,
+                            wall_s=100 / xs * rng.uniform(0.99, 1.01),
+                            exits_per_s=xs,
+                            reaper_util=min(1.0, x / cap) * rng.uniform(0.97, 1.0),
+                            klock_util=0.2 * rng.uniform(0.9, 1.1),
+                            cpu_util=rng.uniform(0.5, 0.99),
+                            **syn.breakdown_metrics(rng.uniform(0.1, 1.0)),
+                        )
+                    )
+                rows.append(
+                    syn.point_row(
+                        machine,
+                        "kernel_build",
+                        variant,
+                        c,
+                        99,
+                        status="error",
+                        error="simulated failure",
+                        wall_s=1e6,
+                        exits_per_s=1e6,
+                    )
+                )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report") / "results" / "noisy"
+    syn.write_result_set(
+        root,
+        _noisy_rows(np.random.default_rng(7)),
+        files_per_partition=2,
+        keep_partition_columns=False,
+    )
+    (root / ".tmp").mkdir()  # the writer's temporary directory, mid-run
+    (root / ".tmp" / "part-x.parquet").write_bytes(b"half written")
+    table = render(root)
+    return root, table
+
+
+def _expected(root: Path) -> dict[tuple[str, str, str], dict[str, object]]:
+    """The summary computed from the Parquet files with DuckDB and plain Python."""
+    glob = str(root / "points" / "**" / "part-*.parquet")
+    means = duckdb.sql(
+        f"""
+        SELECT machine, mix, variant, cores, avg(wall_s) AS w, avg(exits_per_s) AS x,
+               avg(reaper_util) AS r, avg(klock_util) AS k, avg(cpu_util) AS u
+        FROM read_parquet('{glob}', hive_partitioning = true)
+        WHERE status = 'ok'
+        GROUP BY ALL ORDER BY machine, mix, variant, cores
+        """
+    ).fetchall()
+    curves: dict[tuple[str, str, str], list[tuple]] = {}
+    for machine, mix, variant, cores, w, x, r, k, u in means:
+        curves.setdefault((machine, mix, variant), []).append((cores, w, x, r, k, u))
+    expected = {}
+    for key, pts in curves.items():
+        (c0, w0, *_), (cmax, wmax, xmax, *_) = pts[0], pts[-1]
+        knee, bottleneck = None, "none"
+        for (c, _, x, r, k, u), (c2, _, x2, *_) in zip(pts, pts[1:], strict=False):
+            if (x2 - x) / x / ((c2 - c) / c) < 0.1:
+                knee = c
+                if max(r, k) >= 0.9:
+                    bottleneck = "reaper" if r >= k else "kernel_lock"
+                elif u >= 0.9:
+                    bottleneck = "cpu"
+                break
+        base = curves[(key[0], key[1], "baseline")][-1]
+        assert base[0] == cmax
+        expected[key] = {
+            "knee": knee,
+            "bottleneck": bottleneck,
+            "speedup": w0 / wmax,
+            "efficiency": w0 / wmax / (cmax / c0),
+            "throughput": xmax,
+            "gain": xmax / base[2],
+            "cores": f"{c0}-{cmax}",
+        }
+    return expected
+
+
+def _parse_md_table(text: str) -> dict[tuple[str, str, str], list[str]]:
+    lines = [ln for ln in text.splitlines() if ln.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for ln in lines[1:]:
+        cells = [c.strip() for c in ln.strip("|").split("|")]
+        rows[tuple(cells[:3])] = dict(zip(header, cells, strict=True))
+    return rows
+
+
+def _close(cell: str, value: float, decimals: int | None = None, sig: int | None = None) -> bool:
+    if decimals is not None:
+        return abs(float(cell) - value) <= 0.5 * 10**-decimals + 1e-12
+    assert sig is not None
+    return math.isclose(float(cell), value, rel_tol=0.5 * 10 ** (1 - sig))
+
+
+def test_report_table_equals_the_dataset(study):
+    root, _ = study
+    expected = _expected(root)
+    table = _parse_md_table((root / "report.md").read_text())
+    assert set(table) == set(expected) and len(table) == len(MACHINES) * len(VARIANTS)
+    knees = set()
+    for key, want in expected.items():
+        got = table[key]
+        knees.add(want["knee"])
+        assert got["knee [cores]"] == ("none" if want["knee"] is None else str(want["knee"]))
+        assert got["bottleneck"] == want["bottleneck"]
+        assert got["cores"] == want["cores"]
+        assert _close(got["speedup@max"], want["speedup"], decimals=3)
+        assert _close(got["efficiency@max"], want["efficiency"], decimals=3)
+        assert _close(got["exits/s@max"], want["throughput"], sig=5)
+        assert _close(got["gain vs baseline@max"], want["gain"], decimals=3)
+    assert len(knees) > 1  # the data set exercises different knees, not one everywhere
+
+
+def test_returned_text_table_matches_report_md(study):
+    root, text = study
+    md = _parse_md_table((root / "report.md").read_text())
+    body = [
+        ln.split() for ln in text.splitlines()[2:] if ln.split()[:1] and ln.split()[0] in MACHINES
+    ]
+    assert len(body) == len(md)
+    for cells in body:
+        row = md[tuple(cells[:3])]
+        assert cells[3:] == [row[h] for h in list(row)[3:]]
+
+
+def test_curves_parquet_has_one_row_per_curve_point(study):
+    root, _ = study
+    curves = pl.read_parquet(root / "curves.parquet")
+    assert curves.height == len(MACHINES) * len(VARIANTS) * len(CORES)
+    assert curves["n_seeds"].to_list() == [3] * curves.height  # error rows (seed 99) left out
+    assert {"speedup", "efficiency", "knee_cores", "bottleneck", "wall_s_lo"} <= set(curves.columns)
+
+
+def test_report_md_links_existing_figures_and_states_definitions(study):
+    root, _ = study
+    md = (root / "report.md").read_text()
+    assert "marginal efficiency" in md and "0.9" in md
+    assert "72 successful points, 24 failed points" in md
+    links = [ln.split("](")[1].split(")")[0] for ln in md.splitlines() if "](figures/" in ln]
+    assert len(links) == len(MACHINES) * 4 * 2  # 4 figures, PNG + SVG, per machine
+    for link in links:
+        assert (root / link).stat().st_size > 1000
+
+
+def test_report_html_is_self_contained(study):
+    root, _ = study
+    page = (root / "report.html").read_text()
+    assert page.count("<svg") == len(MACHINES) * 4
+    assert "<img" not in page and "figures/" not in page and "<link" not in page
+    assert "<table>" in page and "pmap_purge" in page
+
+
+def test_render_refuses_missing_and_empty(tmp_path):
+    with pytest.raises(ReportError, match="no study directory"):
+        render(tmp_path / "absent")
+    with pytest.raises(ReportError, match="no result set"):
+        render(tmp_path)
+    (tmp_path / "points" / "machine=m" / "mix=x").mkdir(parents=True)
+    with pytest.raises(ReportError, match="empty result set"):
+        render(tmp_path)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.report", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("case", ["missing", "empty_dir", "empty_points", "only_errors"])
+def test_cli_one_line_error_and_exit_2(tmp_path, case):
+    target = tmp_path / "study"
+    if case != "missing":
+        target.mkdir()
+    if case == "empty_points":
+        (target / "points").mkdir()
+    if case == "only_errors":
+        syn.write_result_set(
+            target, [syn.point_row("m", "x", "baseline", 1, 0, status="error", error="boom")]
+        )
+    proc = _cli(str(target))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweep.report: error: ")
+    assert "Traceback" not in proc.stderr
+    assert not (target / "report.md").exists()
+
+
+def test_cli_renders_a_result_set(tmp_path):
+    rows = syn.curve_rows("arm64_m2", "fork_exit", "baseline", [1, 2, 4], [1.0, 2.0, 2.05])
+    study = syn.write_result_set(tmp_path / "study", rows)
+    proc = _cli(str(study), "--breakdown-cores", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "arm64_m2" in proc.stdout and "baseline" in proc.stdout
+    assert (study / "report.html").stat().st_size > 0
+    bad = _cli(str(study), "--breakdown-cores", "3")
+    assert bad.returncode == 2 and "allowed: 1, 2, 4" in bad.stderr
