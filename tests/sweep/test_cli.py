@@ -1,0 +1,231 @@
+"""End to end: ``python -m sweep`` in a subprocess with its own local Ray and real files.
+
+Every run is compared with an independent in-process computation of the same points (no Ray, no
+store): the CLI's dataset must hold exactly those rows, once each, with the same bits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import yaml
+
+from exitcore import MODEL_VERSION
+from exitcore.machine import BUILTIN_MACHINES
+from exitcore.mix import BUILTIN_MIXES
+from exitcore.variant import BUILTIN_VARIANTS
+from sweep.execute import Shared, compute_chunk
+from sweep.plan import plan
+from sweep.spec import StudySpec
+from sweep.store import read_points
+
+pytestmark = pytest.mark.slow
+BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+TINY = {
+    "machine": ["arm64_m2"],
+    "mix": ["fork_exit"],
+    "variant": ["baseline", "pmap_deactivate"],
+    "cores": "1..4",
+    "seed": [0, 1],
+}
+
+
+def grid_args(grid: dict) -> list[str]:
+    def text(value: object) -> str:
+        return "[" + ",".join(map(str, value)) + "]" if isinstance(value, list) else str(value)
+
+    return [f"grid.{axis}={text(value)}" for axis, value in grid.items()]
+
+
+def sweep(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HYDRA_FULL_ERROR")}
+    return subprocess.run(
+        [sys.executable, "-m", "sweep", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def reference(grid: dict, variants: dict | None = None, name: str = "default") -> pa.Table:
+    """The rows of an uninterrupted run, computed point by point in this process."""
+    groups = {**BUILTIN, "variant": {**BUILTIN_VARIANTS, **(variants or {})}}
+    spec = StudySpec.from_dicts(
+        {"study": {"name": name, "seed": 0}, "grid": grid},
+        lambda g, n: groups[g][n],
+        {g: sorted(d) for g, d in groups.items()},
+    )
+    table, _ = compute_chunk(Shared(name, "", spec.params), plan(spec))
+    return comparable(table)
+
+
+def comparable(table: pa.Table) -> pa.Table:
+    # created_at says when, config_hash which command: provenance, not results.
+    return table.drop_columns(["created_at", "config_hash"]).sort_by("point_id")
+
+
+def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    args = [*grid_args(TINY), f"out={out}", "ray.num_cpus=2"]
+    first = sweep(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "Traceback" not in first.stderr
+    study = out / "default"
+    stored = read_points(study)
+    assert stored.num_rows == 1 * 1 * 2 * 3 * 2
+    assert comparable(stored).equals(reference(TINY))
+    recorded = yaml.safe_load((study / "study.yaml").read_text())
+    assert recorded["versions"]["model_version"] == MODEL_VERSION
+    assert recorded["config"]["grid"]["variant"] == TINY["variant"]
+    files = {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")}
+
+    second = sweep(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "12 already stored, 0 to compute" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == files
+
+
+def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    grid = {
+        "machine": ["arm64_m2"],
+        "mix": ["fork_exit", "configure"],
+        "variant": ["baseline", "uvm_purge", "pmap_deactivate", "combined"],
+        "cores": "1..16",
+        "seed": [0, 1, 2],
+    }
+    total = 2 * 4 * 5 * 3
+    out = tmp_path / "results"
+    study = out / "default"
+    args = [*grid_args(grid), f"out={out}", "ray.num_cpus=2", "ray.chunk_points=1"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HYDRA_FULL_ERROR")}
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweep", *args, "ray.max_tasks_in_flight=2", "store.flush_s=0.2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list(study.glob("points/*/*/*.parquet")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    still_running = driver.poll() is None
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert still_running, "the study finished before it could be killed"
+    partial = read_points(study)
+    assert 0 < partial.num_rows < total
+
+    # Corrupt one stored file as well: it must be quarantined and its points recomputed.
+    victim = sorted(study.glob("points/*/*/*.parquet"))[0]
+    victim.write_bytes(b"PAR1 this is not parquet")
+
+    rerun = sweep(*args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "corrupt Parquet file" in rerun.stderr and "Traceback" not in rerun.stderr
+    assert len(list((study / "quarantine").iterdir())) == 1
+    final = read_points(study)
+    assert final.num_rows == total
+    assert len(set(final.column("point_id").to_pylist())) == total
+    assert comparable(final).equals(reference(grid))
+
+
+BAD_INPUTS = [
+    (["grid.machine=[arm64_m2,nope]"], "unknown machine 'nope'; valid machines: amd64_epyc192"),
+    (["grid.mix=[nope]"], "valid mixes: big_rss, configure, fork_exit"),
+    (["grid.variant=[nope]"], "valid variants: baseline, combined"),
+    (["grid.cores=[1,0]"], "grid.cores: 0 is not a valid core count"),
+    (["grid.cores=[-2]"], "grid.cores: -2 is not a valid core count"),
+    (["grid.cores=[1.5]"], "grid.cores: 1.5 is not an integer"),
+    (["grid.variant=[]"], "grid.variant is empty"),
+    (["gird.cores=[1]"], "unknown config key 'gird.cores'"),
+    (["ray.adress=auto"], "unknown config key 'ray.adress'; keys under 'ray': address"),
+    (["set.machine.reaper=2"], "set.machine.reaper: unknown machine parameter; allowed:"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = sweep(*args, f"out={tmp_path / 'results'}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("sweep: error: "), result.stderr
+    assert message in lines[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_directory(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = sweep(*grid_args(TINY), f"out={tmp_path / 'file' / 'results'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "is not writable" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_result_set_of_another_model_version_is_refused(tmp_path: Path) -> None:
+    study = tmp_path / "results" / "old"
+    study.mkdir(parents=True)
+    old_yaml = yaml.safe_dump({"versions": {"model_version": "0.0.0-old"}})
+    (study / "study.yaml").write_text(old_yaml)
+    result = sweep(*grid_args(TINY), f"out={tmp_path / 'results'}", "study.name=old", cwd=tmp_path)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and "model version 0.0.0-old" in line
+    assert "force=true" in line and "study.name" in line
+    assert [p.name for p in study.iterdir()] == ["study.yaml"]
+    assert (study / "study.yaml").read_text() == old_yaml
+
+
+def test_hydra_help_and_cfg_keep_working(tmp_path: Path) -> None:
+    shown = sweep("--cfg", "job", "grid.cores=1..8", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    config = yaml.safe_load(shown.stdout)
+    assert config["grid"]["cores"] == "1..8" and config["study"]["name"] == "default"
+    helped = sweep("--help", cwd=tmp_path)
+    assert (
+        helped.returncode == 0 and "grid" in helped.stdout and "Powered by Hydra" in helped.stdout
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path) -> None:
+    extra = tmp_path / "extra_conf"
+    (extra / "variant").mkdir(parents=True)
+    early_notify = {
+        **BUILTIN_VARIANTS["baseline"],
+        "name": "early_notify",
+        "description": "baseline, but the parent is woken from exit",
+        "notify": "exit",
+    }
+    (extra / "variant" / "early_notify.yaml").write_text(yaml.safe_dump(early_notify))
+    grid = {**TINY, "cores": "1..2", "seed": [0]}
+    grid_no_variant = {k: v for k, v in grid.items() if k != "variant"}
+    result = sweep(
+        "-m",
+        f"hydra.searchpath=[file://{extra}]",
+        *grid_args(grid_no_variant),
+        "grid.variant=[baseline],[early_notify]",
+        f"out={tmp_path / 'results'}",
+        "ray.num_cpus=2",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["default-0", "default-1"]
+    for job, variant in enumerate(["baseline", "early_notify"]):
+        stored = read_points(tmp_path / "results" / f"default-{job}")
+        assert set(stored.column("variant").to_pylist()) == {variant}
+        expected = reference(
+            {**grid, "variant": [variant]}, {"early_notify": early_notify}, f"default-{job}"
+        )
+        assert comparable(stored).equals(expected)
