@@ -145,7 +145,7 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
             f"{format_duration(time.monotonic() - start)}",
             file=log,
         )
-    _report(spec.study_dir)
+    report_status = _report(spec.study_dir)
     if failed:
         print(
             f"sweep: {failed} of {len(prepared.todo)} points failed; their rows have "
@@ -154,19 +154,21 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
             file=log,
         )
         return 1
-    return 0
+    return report_status
 
 
-def _report(study_dir: Path) -> None:
+def _report(study_dir: Path) -> int:
+    """Curves, figures and report of the study (issue 5); the summary table goes to stdout."""
+    from sweep import report  # imported here: matplotlib is slow to load and bad input needs none
+
     try:
-        from sweep import report
-    except ModuleNotFoundError as exc:
-        if exc.name != "sweep.report":
-            raise
-        return
-    table = report.render(study_dir)
+        table = report.render(study_dir)
+    except report.ReportError as exc:
+        print(f"sweep: report: {exc}", file=sys.stderr)
+        return 1
     if table:
         print(table)
+    return 0
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
