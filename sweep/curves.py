@@ -12,6 +12,8 @@ Definitions (they are also printed in ``report.md``):
 * **Speedup** ``S(c) = W(c0) / W(c)`` with ``W`` the mean wall time and ``c0`` the smallest core
   count of the curve; **efficiency** ``S(c) / (c / c0)``.
 * **Throughput** ``X(c)``: mean exits per second.
+* **What-if**: a curve point whose core count exceeds the machine's hardware threads (any seed's
+  ``is_what_if``); figures shade that range.
 * **Against baseline**, at the same (machine, mix, cores): ``wall_ratio = W / W_baseline`` and
   ``throughput_gain = X / X_baseline`` (above 1 means the variant is faster).
 * **Marginal efficiency** of going from grid point ``c_i`` to the next one ``c_{i+1}``:
@@ -204,6 +206,8 @@ def t_quantile(df: int, level: float = CONFIDENCE) -> float:
 def aggregate_seeds(points: pl.LazyFrame, metrics: Sequence[str] = CURVE_METRICS) -> pl.DataFrame:
     """One row per (machine, mix, variant, cores): ``n_seeds`` and ``<m>_mean/_lo/_hi``."""
     aggs: list[pl.Expr] = [pl.col("seed").n_unique().alias("n_seeds"), pl.len().alias("n_rows")]
+    if "is_what_if" in points.collect_schema().names():
+        aggs.append(pl.col("is_what_if").cast(pl.Boolean).any().alias("is_what_if"))
     for m in metrics:
         x = pl.col(m).cast(pl.Float64)
         aggs += [x.mean().alias(f"{m}_mean"), x.std(ddof=1).alias(f"_{m}_sd")]
@@ -285,7 +289,7 @@ def add_scaling(agg: pl.DataFrame) -> pl.DataFrame:
 
 def compute_curves(points_dir: Path) -> pl.DataFrame:
     """Curves of a result set's ``points/`` directory (see the module docstring)."""
-    columns = [*POINT_KEYS, "seed", *CURVE_METRICS]
+    columns = [*POINT_KEYS, "seed", "is_what_if", *CURVE_METRICS]
     for attempt in range(_READ_RETRIES):
         try:
             agg = aggregate_seeds(scan_points(points_dir, columns))

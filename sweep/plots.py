@@ -18,6 +18,7 @@ import polars as pl
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 
 from sweep.curves import CTX_METRICS, OP_METRICS, UTIL_SATURATED, VARIANT_ORDER
@@ -85,6 +86,20 @@ def _log_y(ax: Axes, base: float = 10) -> None:
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
+def _shade_what_if(ax: Axes, group: pl.DataFrame) -> None:
+    """Grey background from the first core count beyond the machine's hardware threads."""
+    if "is_what_if" not in group.columns:
+        return
+    what_if = group.filter(pl.col("is_what_if"))["cores"]
+    if what_if.len() == 0:
+        return
+    real = group.filter(~pl.col("is_what_if"))["cores"]
+    start = float(what_if.min())  # type: ignore[arg-type]
+    if real.len():
+        start = (float(real.max()) * start) ** 0.5  # type: ignore[arg-type]  # log midpoint
+    ax.axvspan(start, float(what_if.max()) * 1.2, color="0.92", zorder=0, linewidth=0)  # type: ignore[arg-type]
+
+
 def _plot_metric(
     ax: Axes,
     group: pl.DataFrame,
@@ -125,6 +140,7 @@ def _plot_metric(
             )
     if logy:
         _log_y(ax)
+    _shade_what_if(ax, group)
     ax.set_ylabel(ylabel)
     _core_axis(ax, group["cores"].to_list())
 
@@ -146,6 +162,8 @@ def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]])
             label="knee",
         )
     )
+    if "is_what_if" in group.columns and group["is_what_if"].any():
+        handles.append(Patch(color="0.92", label="what-if\n(> hw threads)"))
     fig.legend(
         handles=handles,
         loc="upper left",
@@ -183,6 +201,7 @@ def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
     ax_sp.plot(cores, [c / cores[0] for c in cores], color="0.6", linestyle=":", label="ideal")
     ax_sp.set_xscale("log", base=2)
     _log_y(ax_sp, base=2)
+    _shade_what_if(ax_sp, group)
     ax_sp.set_ylabel("speedup vs smallest core count [x]")
     _core_axis(ax_sp, cores)
     return fig

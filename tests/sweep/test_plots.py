@@ -31,6 +31,7 @@ def curves(tmp_path_factory):
                     "klock_util": 0.1 * c / 16,
                     "cpu_util": 0.5,
                     "notify_latency_p99_s": 1e-4 * c,
+                    "is_what_if": c > 8,  # arm64_m2 has 8 hardware threads
                     **syn.breakdown_metrics(0.01 * (i + 1)),
                 }
                 for c, x in zip(CORES, xs, strict=True)
@@ -76,12 +77,19 @@ def test_axes_are_labelled_with_units_and_variants_in_legend(rendered):
     assert {"cores", "wall time [s]", "throughput [exits/s]", "knee"} <= scaling
     assert {"baseline", "zap_first", "my_variant"} <= scaling
     assert {"1", "2", "4", "8", "16"} <= scaling  # log2 axis ticks at the grid's core counts
+    assert any(t.startswith("what-if") for t in scaling)  # 16 cores is beyond the hardware
     util = _svg_texts(stems["utilisation"].parent / f"{stems['utilisation'].name}.svg")
     assert {"reaper utilisation [%]", "KERNEL_LOCK utilisation [%]"} <= util
     latency = _svg_texts(stems["latency"].parent / f"{stems['latency'].name}.svg")
     assert "exit-to-parent-notified latency, p99 [ms]" in latency
     breakdown = _svg_texts(stems["breakdown"].parent / f"{stems['breakdown'].name}.svg")
     assert {f"X{i}" for i in range(9)} | {"exit", "reaper", "by operation, 16 cores"} <= breakdown
+
+
+def test_no_what_if_legend_without_what_if_points(curves, tmp_path):
+    real = curves.filter(mix="fork_exit", cores=8).with_columns(is_what_if=False)
+    stem = render_figures(real, tmp_path)[("arm64_m2", "fork_exit")]["scaling"]
+    assert not any(t.startswith("what-if") for t in _svg_texts(stem.parent / f"{stem.name}.svg"))
 
 
 def test_breakdown_at_a_chosen_core_count(curves, tmp_path):
