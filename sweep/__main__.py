@@ -43,7 +43,14 @@ _exit_code = 0
 
 def _group_loader() -> tuple[Any, dict[str, list[str]]]:
     """Load group files from the search path Hydra composed with (``hydra.searchpath`` too)."""
-    sources = hydra.core.global_hydra.GlobalHydra.instance().config_loader().get_sources()
+    from hydra._internal.sources_registry import SourcesRegistry  # no public equivalent in 1.3
+
+    sources = [
+        SourcesRegistry.instance().resolve(entry.schema)(
+            entry.provider, f"{entry.schema}://{entry.path}"
+        )
+        for entry in HydraConfig.get().runtime.config_sources
+    ]
     available: dict[str, list[str]] = {}
     for group in GROUPS:
         names: set[str] = set()
@@ -137,7 +144,7 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
             chunk_points=spec.ray.chunk_points,
             on_tick=on_tick,
         )
-        result_set.flush()
+        result_set.close()
         progress.close()
         failed = stats.failed
         print(
@@ -145,6 +152,7 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
             f"{format_duration(time.monotonic() - start)}",
             file=log,
         )
+    result_set.close()
     report_status = _report(spec.study_dir)
     if failed:
         print(

@@ -294,6 +294,14 @@ class ResultSet:
             os.replace(tmp, target_dir / name)
             self.files_written += 1
 
+    def close(self) -> None:
+        """Flush what is buffered and remove the empty scratch directory."""
+        self.flush()
+        try:
+            self.tmp_dir.rmdir()
+        except OSError:
+            pass
+
 
 def _partitions(table: pa.Table) -> Iterable[tuple[tuple[str, str], pa.Table]]:
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)

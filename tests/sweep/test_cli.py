@@ -1,4 +1,7 @@
-"""End to end: ``python -m sweep`` in a subprocess with its own local Ray and real files.
+"""End to end: ``python -m sweep`` in a subprocess with a real Ray and real files.
+
+The first study starts its own local Ray (the default path); the others join the session's Ray
+with ``ray.address`` (Ray takes 10-20 s to start on this shared machine, joining 0.1 s).
 
 Every run is compared with an independent in-process computation of the same points (no Ray, no
 store): the CLI's dataset must hold exactly those rows, once each, with the same bits.
@@ -12,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -94,7 +98,15 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == files
 
 
-def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def ray_address(ray_local: Any) -> str:
+    """Address of the session's Ray: CLI runs join it (``ray.address``) instead of starting one."""
+    return ray_local.get_runtime_context().gcs_address
+
+
+def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(
+    tmp_path: Path, ray_address: str
+) -> None:
     grid = {
         "machine": ["arm64_m2"],
         "mix": ["fork_exit", "configure"],
@@ -105,7 +117,7 @@ def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(tmp_path: Path
     total = 2 * 4 * 5 * 3
     out = tmp_path / "results"
     study = out / "default"
-    args = [*grid_args(grid), f"out={out}", "ray.num_cpus=2", "ray.chunk_points=1"]
+    args = [*grid_args(grid), f"out={out}", f"ray.address={ray_address}", "ray.chunk_points=1"]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HYDRA_FULL_ERROR")}
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweep", *args, "ray.max_tasks_in_flight=2", "store.flush_s=0.2"],
@@ -199,7 +211,7 @@ def test_hydra_help_and_cfg_keep_working(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path) -> None:
+def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_address: str) -> None:
     extra = tmp_path / "extra_conf"
     (extra / "variant").mkdir(parents=True)
     early_notify = {
@@ -217,7 +229,7 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path) -> None:
         *grid_args(grid_no_variant),
         "grid.variant=[baseline],[early_notify]",
         f"out={tmp_path / 'results'}",
-        "ray.num_cpus=2",
+        f"ray.address={ray_address}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
