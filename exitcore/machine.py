@@ -1,0 +1,181 @@
+"""Machine profiles: how many CPUs, how SMT siblings share a core, how many reapers.
+
+A profile is data (``BUILTIN_MACHINES`` mirrors ``conf/machine/*.yaml``). Besides the counts it
+carries the few estimate-grade constants that make one machine differ from the reference machine
+the mixes are written for (the Apple M2 of calibration targets 4 and 5):
+
+- ``cpu_speed``: throughput of one hardware thread with an idle sibling, relative to an M2 core,
+  on this workload. A mix's user and non-exit system times are M2 seconds and are divided by it.
+  Teardown costs come from the architecture profile and are not scaled (they are already that
+  architecture's nanoseconds).
+- ``blocked_scale``: multiplies a mix's blocked time (storage and sleep latency relative to the
+  reference machine).
+- ``smt_gain``: extra throughput a busy sibling adds to a core: two busy siblings each run at
+  ``(1 + smt_gain) / 2`` of full speed.
+
+Hardware-thread numbering follows the common convention: thread ``i`` and ``i + physical_cores``
+are siblings. A point simulates ``cores`` threads ``0..cores-1``; threads beyond the machine's
+hardware threads (what-if points) are whole cores without a sibling.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from exitcore.arch import ARCHS, ArchProfile
+
+BUILTIN_MACHINES: Final[dict[str, dict[str, Any]]] = {
+    "arm64_m2": {
+        "name": "arm64_m2",
+        "arch": "arm64",
+        "physical_cores": 8,  # (published) Apple M2: 4 performance + 4 efficiency cores
+        "hardware_threads": 8,  # (published) no SMT
+        "smt_gain": 0.0,
+        "reapers": 1,  # (derived) OpenBSD has one reaper thread
+        "cpu_speed": 1.0,  # (derived) the reference machine of the mixes
+        "blocked_scale": 1.0,  # (derived) the reference machine of the mixes
+        "arch_overrides": {},
+    },
+    "amd64_ryzen8845": {
+        "name": "amd64_ryzen8845",
+        "arch": "amd64",
+        "physical_cores": 8,  # (published) Ryzen 7 8845HS: 8 cores / 16 threads
+        "hardware_threads": 16,  # (published)
+        "smt_gain": 0.25,  # (estimate) typical SMT uplift on compile workloads
+        "reapers": 1,  # (derived) OpenBSD has one reaper thread
+        # (estimate) fitted to calibration target 6 (user 544.57 s with the M2's kernel_build).
+        "cpu_speed": 0.62,
+        # (estimate) fitted to calibration target 6: 6.0 of 16 threads busy needs far more time
+        # blocked (storage, sleeping locks) than the M2 build, which kept 7.79 of 8 cores busy.
+        "blocked_scale": 60.0,
+        "arch_overrides": {},
+    },
+    "arm64_altra80": {
+        "name": "arm64_altra80",
+        "arch": "arm64",
+        "physical_cores": 80,  # (published) Ampere Altra Q80: 80 Neoverse N1 cores
+        "hardware_threads": 80,  # (published) no SMT
+        "smt_gain": 0.0,
+        "reapers": 1,  # (derived) OpenBSD has one reaper thread
+        "cpu_speed": 0.6,  # (estimate) an N1 core at 3 GHz against an M2 core
+        "blocked_scale": 1.0,  # (estimate) server storage no slower than the M2's
+        "arch_overrides": {},
+    },
+    "amd64_epyc192": {
+        "name": "amd64_epyc192",
+        "arch": "amd64",
+        "physical_cores": 96,  # (published) EPYC 9654: 96 cores / 192 threads
+        "hardware_threads": 192,  # (published)
+        "smt_gain": 0.25,  # (estimate) as amd64_ryzen8845
+        "reapers": 1,  # (derived) OpenBSD has one reaper thread
+        "cpu_speed": 0.55,  # (estimate) Zen 4 at 3.7 GHz, scaled from amd64_ryzen8845
+        "blocked_scale": 1.0,  # (estimate) server storage no slower than the M2's
+        "arch_overrides": {},
+    },
+}
+"""Built-in machine profiles as plain dicts (the same content as ``conf/machine/*.yaml``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MachineProfile:
+    """One machine: CPU counts, SMT, reapers, and the architecture's cost profile.
+
+    Attributes
+    ----------
+    name : str
+    arch : str
+        ``"arm64"`` or ``"amd64"``, the base :class:`~exitcore.arch.ArchProfile`.
+    physical_cores, hardware_threads : int
+        ``hardware_threads`` is ``physical_cores`` (no SMT) or ``2 * physical_cores``.
+    smt_gain : float
+        Extra throughput a busy sibling adds, in [0, 1].
+    reapers : int
+        Reaper threads (1 on OpenBSD; more for what-if studies).
+    cpu_speed : float
+        Relative speed of one thread against the reference machine, > 0.
+    blocked_scale : float
+        Multiplier of a mix's blocked time, >= 0.
+    arch_overrides : Mapping[str, float]
+        Constants merged onto the base architecture profile.
+    """
+
+    name: str
+    arch: str
+    physical_cores: int
+    hardware_threads: int
+    smt_gain: float = 0.0
+    reapers: int = 1
+    cpu_speed: float = 1.0
+    blocked_scale: float = 1.0
+    arch_overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch: {self.arch!r} is not one of {sorted(ARCHS)}")
+        for name in ("physical_cores", "hardware_threads", "reapers"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.hardware_threads not in (self.physical_cores, 2 * self.physical_cores):
+            raise ValueError(
+                "hardware_threads: expected physical_cores or 2 * physical_cores, "
+                f"got {self.hardware_threads} for {self.physical_cores} cores"
+            )
+        if not 0.0 <= self.smt_gain <= 1.0:
+            raise ValueError(f"smt_gain: expected a value in [0, 1], got {self.smt_gain!r}")
+        if not self.cpu_speed > 0.0:
+            raise ValueError(f"cpu_speed: expected a value > 0, got {self.cpu_speed!r}")
+        if not self.blocked_scale >= 0.0:
+            raise ValueError(f"blocked_scale: expected a value >= 0, got {self.blocked_scale!r}")
+        object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
+        self.arch_profile()  # unknown override names fail here, naming the field
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> MachineProfile:
+        """Build a profile from a plain mapping; unknown keys raise ``ValueError``."""
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(allowed))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown machine field; allowed: {allowed}")
+        missing = [n for n in ("name", "arch", "physical_cores", "hardware_threads") if n not in d]
+        if missing:
+            raise ValueError(f"{missing[0]}: missing machine field; allowed: {allowed}")
+        data = dict(d)
+        data["arch_overrides"] = dict(data.get("arch_overrides") or {})
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["arch_overrides"] = dict(self.arch_overrides)
+        return out
+
+    @property
+    def smt_speed(self) -> float:
+        """Speed of a thread whose sibling is busy."""
+        return (1.0 + self.smt_gain) / 2.0
+
+    def arch_profile(self) -> ArchProfile:
+        """The base architecture's cost profile with this machine's overrides."""
+        return ARCHS[self.arch].with_overrides(**dict(self.arch_overrides))
+
+    def siblings(self, cores: int) -> npt.NDArray[np.int64]:
+        """SMT sibling of each of ``cores`` simulated threads (-1: none), shape ``[cores]``."""
+        if cores < 1:
+            raise ValueError(f"cores: expected an integer >= 1, got {cores}")
+        sibling = np.full(cores, -1, np.int64)
+        if self.hardware_threads > self.physical_cores:
+            c = self.physical_cores
+            paired = np.arange(max(0, min(cores, self.hardware_threads) - c))
+            sibling[paired] = paired + c
+            sibling[paired + c] = paired
+        return sibling
+
+    def is_what_if(self, cores: int) -> bool:
+        return cores > self.hardware_threads

@@ -1,0 +1,276 @@
+"""One simulated point: a machine, a mix, a variant and a core count -> :class:`PointResult`.
+
+``simulate(params, rng)`` draws the workload (:func:`exitcore.mix.generate`), prices every
+process's teardown (:func:`exitcore.teardown.teardown_costs`), lays each process out as a list of
+segments and runs the event loop (:mod:`exitcore.engine`).
+
+Segments of one process, in order: ``pieces`` times ``[blocked, user, sys, sys under KERNEL_LOCK,
+sys under the page-queue lock]`` (the mix's non-exit times, divided by the machine's
+``cpu_speed``; blocked time multiplied by ``blocked_scale``), then the exit: the ``exit``
+context's work without lock, its page-queue part, then the ``exit_klock`` context under
+KERNEL_LOCK (when the variant notifies from exit, the parent is woken at the end of it). The
+reaper job: the ``reaper`` context's unlocked work, its page-queue part, then its KERNEL_LOCK part
+(the parent notification, last). Zero-length segments are dropped.
+
+Accounting as time(1) sees it: ``user_s`` is user segments, ``sys_s`` everything else a process
+holds a CPU for (non-exit and exit system time, and spinning on either lock); the reaper's CPU
+time is ``reaper_busy_s`` and charged to nobody. ``wall_s`` ends at the last parent notification
+(what the parent, e.g. make, sees); utilisations divide by the horizon, the last event (a reaper
+may still be freeing leftovers after the last notification).
+
+``zombies_max`` counts processes between their exit (first exit segment) and the end of their
+teardown (reaper job end, or exit end without a reaper job); ``unreclaimed_mb_max`` sums the
+resident memory of those whose pages are not yet freed (freed at the reaper job's end when the
+variant runs X6 in the reaper, else at the end of the exit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from exitcore import engine
+from exitcore.machine import MachineProfile
+from exitcore.mix import MixParams, Workload, generate
+from exitcore.result import OPS, PointResult
+from exitcore.variant import Variant
+
+_NS = 1e-9
+_PIECE_KINDS = np.array([engine.BLOCK, engine.USER, engine.SYS, engine.KL, engine.PQ], np.int8)
+_EXIT_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
+_REAPER_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
+
+
+class CostsLike(Protocol):
+    """The part of :class:`exitcore.teardown.TeardownCosts` the machine consumes."""
+
+    op_ns: npt.NDArray[np.float64]
+    ctx_ns: npt.NDArray[np.float64]
+    klock_ns: npt.NDArray[np.float64]
+    pageq_ns: npt.NDArray[np.float64]
+    page_lookups: npt.NDArray[np.int64]
+    tlb_invalidations: npt.NDArray[np.int64]
+    ptes_removed: npt.NDArray[np.int64]
+    pages_freed: npt.NDArray[np.int64]
+    ptp_freed: npt.NDArray[np.int64]
+    resident_mb: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class PointParams:
+    """Everything that defines one point except the seed."""
+
+    machine: MachineProfile
+    mix: MixParams
+    variant: Variant
+    cores: int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cores, bool) or not isinstance(self.cores, int | np.integer):
+            raise ValueError(f"cores: expected an integer >= 1, got {self.cores!r}")
+        if self.cores < 1:
+            raise ValueError(f"cores: expected an integer >= 1, got {self.cores}")
+        object.__setattr__(self, "cores", int(self.cores))
+
+    @classmethod
+    def from_dicts(
+        cls,
+        machine: Mapping[str, Any],
+        mix: Mapping[str, Any],
+        variant: Mapping[str, Any],
+        cores: int,
+    ) -> PointParams:
+        return cls(
+            machine=MachineProfile.from_dict(machine),
+            mix=MixParams.from_dict(mix),
+            variant=Variant.from_dict(variant),
+            cores=cores,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """The engine's input for one workload (see :func:`exitcore.engine.run`)."""
+
+    seg_ptr: npt.NDArray[np.int64]
+    seg_kind: npt.NDArray[np.int8]
+    seg_work_ns: npt.NDArray[np.float64]
+    exit_first: npt.NDArray[np.int64]
+    rseg_ptr: npt.NDArray[np.int64]
+    rseg_kind: npt.NDArray[np.int8]
+    rseg_work_ns: npt.NDArray[np.float64]
+
+
+def _csr(work: npt.NDArray[np.float64], kinds: npt.NDArray[np.int8]) -> tuple[Any, Any, Any]:
+    keep = work > 0.0
+    counts = keep.sum(axis=1)
+    ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
+    kind_mat = np.broadcast_to(kinds, work.shape)
+    return ptr, kind_mat[keep].astype(np.int8), work[keep]
+
+
+def build_segments(
+    workload: Workload, costs: CostsLike, cpu_speed: float, blocked_scale: float
+) -> Segments:
+    """Lay every process out as segments (module docstring), vectorized over processes."""
+    k = workload.pieces
+    scale = 1e9 / cpu_speed
+    piece = np.stack(
+        [
+            workload.blocked_s * (1e9 * blocked_scale),
+            workload.user_s * scale,
+            workload.sys_s * scale,
+            workload.klock_s * scale,
+            workload.pageq_s * scale,
+        ],
+        axis=1,
+    ) / float(k)
+    pq_exit = costs.pageq_ns[:, 0]
+    exit_part = np.stack([costs.ctx_ns[:, 0] - pq_exit, pq_exit, costs.ctx_ns[:, 1]], axis=1)
+    work = np.concatenate([np.tile(piece, (1, k)), exit_part], axis=1)
+    kinds = np.concatenate([np.tile(_PIECE_KINDS, k), _EXIT_KINDS])
+    seg_ptr, seg_kind, seg_work = _csr(work, kinds)
+    n_exit_segs = (exit_part > 0.0).sum(axis=1)
+    exit_first = seg_ptr[1:] - n_exit_segs
+
+    pq_r = costs.pageq_ns[:, 2]
+    kl_r = costs.klock_ns[:, 2]
+    reaper_part = np.stack([costs.ctx_ns[:, 2] - pq_r - kl_r, pq_r, kl_r], axis=1)
+    reaper_part = np.where(reaper_part > 1e-9, reaper_part, 0.0)
+    rseg_ptr, rseg_kind, rseg_work = _csr(reaper_part, _REAPER_KINDS)
+    return Segments(seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work)
+
+
+def _max_overlap(
+    starts: npt.NDArray[np.float64],
+    ends: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+) -> float:
+    """Largest total weight of intervals ``[start, end)`` open at once (ends before starts)."""
+    t = np.concatenate([starts, ends])
+    w = np.concatenate([weights, -weights])
+    is_start = np.concatenate([np.ones_like(starts), np.zeros_like(ends)])
+    order = np.lexsort((is_start, t))
+    running = np.cumsum(w[order])
+    return float(max(running.max(initial=0.0), 0.0))
+
+
+def teardown_for(workload: Workload, variant: Variant, machine: MachineProfile, cores: int) -> Any:
+    """Price every process's teardown with the per-process model of :mod:`exitcore.teardown`."""
+    from exitcore.teardown_adapter import workload_costs
+
+    return workload_costs(workload, variant, machine.arch_profile(), cores)
+
+
+def simulate(params: PointParams, rng: np.random.Generator) -> PointResult:
+    """Simulate one point.
+
+    Parameters
+    ----------
+    params : PointParams
+    rng : numpy.random.Generator
+        The only source of randomness; the same seed gives a bit-identical result.
+
+    Returns
+    -------
+    PointResult
+    """
+    machine, cores = params.machine, params.cores
+    workload = generate(params.mix, cores, rng)
+    costs = teardown_for(workload, params.variant, machine, cores)
+    return run_point(workload, costs, params.variant, machine, cores)
+
+
+def run_point(
+    workload: Workload,
+    costs: CostsLike,
+    variant: Variant,
+    machine: MachineProfile,
+    cores: int,
+) -> PointResult:
+    """Run the engine on a priced workload and reduce it to a :class:`PointResult`."""
+    segs = build_segments(workload, costs, machine.cpu_speed, machine.blocked_scale)
+    run = engine.run(
+        machine.siblings(cores),
+        machine.smt_speed,
+        segs.seg_ptr,
+        segs.seg_kind,
+        segs.seg_work_ns,
+        segs.exit_first,
+        segs.rseg_ptr,
+        segs.rseg_kind,
+        segs.rseg_work_ns,
+        variant.notify_from_exit,
+        workload.phase_ptr,
+        workload.phase_slots,
+        machine.reapers,
+    )
+    return reduce_run(run, costs, variant, machine, cores)
+
+
+def reduce_run(
+    run: engine.EngineRun,
+    costs: CostsLike,
+    variant: Variant,
+    machine: MachineProfile,
+    cores: int,
+) -> PointResult:
+    """Metrics of one engine run (module docstring)."""
+    tot = run.totals_ns
+    times = run.times_ns
+    n = times.shape[0]
+    wall = tot[engine.A_WALL] * _NS
+    horizon = tot[engine.A_HORIZON] * _NS
+    latency = (times[:, engine.T_NOTIFY] - times[:, engine.T_EXIT]) * _NS
+    t_exit = times[:, engine.T_EXIT]
+    t_done = times[:, engine.T_REAP_END]
+    freed_by_reaper = "reaper" in variant.contexts_of("X6")
+    t_freed = t_done if freed_by_reaper else times[:, engine.T_EXIT_END]
+    zombies = _max_overlap(t_exit, t_done, np.ones(n))
+    unreclaimed = _max_overlap(t_exit, t_freed, np.asarray(costs.resident_mb, np.float64))
+
+    def util(busy_s: float, servers: int) -> float:
+        return min(1.0, busy_s / (horizon * servers)) if horizon > 0 else 0.0
+
+    op_s = costs.op_ns.sum(axis=0) * _NS
+    ctx_s = costs.ctx_ns.sum(axis=0) * _NS
+    reaper_busy = tot[engine.A_REAPER] * _NS
+    klock_hold = tot[engine.A_KL_HOLD] * _NS
+    fields: dict[str, Any] = {
+        "wall_s": wall,
+        "user_s": tot[engine.A_USER] * _NS,
+        "sys_s": tot[engine.A_SYS] * _NS,
+        "reaper_busy_s": reaper_busy,
+        "reaper_util": util(reaper_busy, machine.reapers),
+        "klock_hold_s": klock_hold,
+        "klock_wait_s": tot[engine.A_KL_WAIT] * _NS,
+        "klock_util": util(klock_hold, 1),
+        "pageq_hold_s": tot[engine.A_PQ_HOLD] * _NS,
+        "pageq_wait_s": tot[engine.A_PQ_WAIT] * _NS,
+        "cpu_util": util(tot[engine.A_CPU] * _NS, cores),
+        "exits": int(n),
+        "exits_per_s": n / wall if wall > 0 else 0.0,
+        "notify_latency_mean_s": float(latency.mean()) if n else 0.0,
+        "notify_latency_p99_s": float(np.quantile(latency, 0.99)) if n else 0.0,
+        "notify_latency_max_s": float(latency.max()) if n else 0.0,
+        "zombies_max": int(round(zombies)),
+        "unreclaimed_mb_max": unreclaimed,
+        "page_lookups": int(np.sum(costs.page_lookups)),
+        "tlb_invalidations": int(np.sum(costs.tlb_invalidations)),
+        "ptes_removed": int(np.sum(costs.ptes_removed)),
+        "pages_freed": int(np.sum(costs.pages_freed)),
+        "ptp_freed": int(np.sum(costs.ptp_freed)),
+        "ctx_exit_s": float(ctx_s[0]),
+        "ctx_exit_klock_s": float(ctx_s[1]),
+        "ctx_reaper_s": float(ctx_s[2]),
+        "is_what_if": machine.is_what_if(cores),
+    }
+    for i, op in enumerate(OPS):
+        fields[f"op_{op.lower()}_s"] = float(op_s[i])
+    return PointResult(
+        **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in fields.items()}
+    )

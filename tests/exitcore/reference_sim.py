@@ -1,0 +1,251 @@
+"""A plain SimPy model of the machine of :mod:`exitcore.engine`, for differential tests.
+
+Written for clarity, not speed: every process and reaper is a SimPy process, the locks are
+``simpy.Resource(capacity=1)`` (FIFO), the CPUs a small FIFO pool that hands a freed thread to the
+oldest waiter. It takes the same inputs as :func:`exitcore.engine.run` and returns the same
+timestamps and totals, computed its own way (user and sys summed per segment and per spin, not
+from thread-hold times). It follows the engine's documented ordering rules: a thread request or
+a reaper wake-up is queued by the code that causes it, at that moment.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+import simpy
+
+from exitcore import engine as E
+
+
+class CpuPool:
+    """Hardware threads with one FIFO run queue and the engine's thread-choice rule."""
+
+    def __init__(self, env: simpy.Environment, sibling: np.ndarray, smt_speed: float) -> None:
+        self.env = env
+        self.sibling = [int(s) for s in sibling]
+        self.smt_speed = smt_speed
+        self.busy = [False] * len(self.sibling)
+        self.waiters: deque[tuple[Any, simpy.Event]] = deque()
+        self.busy_ns = 0.0
+
+    def request(self, who: Any) -> simpy.Event:
+        ev = self.env.event()
+        self.waiters.append((who, ev))
+        self._dispatch()
+        return ev
+
+    def release(self, thread: int, since: float) -> None:
+        self.busy[thread] = False
+        self.busy_ns += self.env.now - since
+        self._dispatch()
+
+    def speed(self, thread: int) -> float:
+        sib = self.sibling[thread]
+        return self.smt_speed if sib >= 0 and self.busy[sib] else 1.0
+
+    def _dispatch(self) -> None:
+        while self.waiters and not all(self.busy):
+            who, ev = self.waiters.popleft()
+            free = [i for i, b in enumerate(self.busy) if not b]
+            idle_sib = [i for i in free if self.sibling[i] < 0 or not self.busy[self.sibling[i]]]
+            thread = (idle_sib or free)[0]
+            self.busy[thread] = True
+            if callable(who):
+                who()  # a reaper takes its job the moment it gets a thread
+            ev.succeed(thread)
+
+
+class Reference:
+    def __init__(self, **kw: Any) -> None:
+        self.kw = kw
+        self.env = simpy.Environment()
+        self.cpu = CpuPool(self.env, kw["sibling"], kw["smt_speed"])
+        self.klock = simpy.Resource(self.env, capacity=1)
+        self.pageq = simpy.Resource(self.env, capacity=1)
+        n = len(kw["seg_ptr"]) - 1
+        self.times = np.zeros((n, 6))
+        self.totals = np.zeros(10)
+        self.zombies: deque[int] = deque()
+        self.n_reapers = int(kw["n_reapers"])
+        self.reaper_wakeups: list[simpy.Event | None] = [None] * self.n_reapers
+        self.asleep = [True] * self.n_reapers
+        self.waking = 0
+        phase_ptr = kw["phase_ptr"]
+        self.phases = [
+            (int(phase_ptr[f]), int(phase_ptr[f + 1]), int(kw["phase_slots"][f]))
+            for f in range(len(kw["phase_slots"]))
+            if phase_ptr[f + 1] > phase_ptr[f]
+        ]
+        self.phase = 0
+        self.next_proc = 0
+        self.done_in_phase = 0
+        self.reaper_events = [self.env.event() for _ in range(self.n_reapers)]
+        self.reaper_req: list[simpy.Event | None] = [None] * self.n_reapers
+        self.reaper_job = [-1] * self.n_reapers
+        for r in range(self.n_reapers):
+            self.env.process(self.reaper(r))
+
+    # -- segments -------------------------------------------------------------------------
+    def run_segment(self, kind: int, work: float, thread: int, is_reaper: bool) -> Any:
+        sp = self.cpu.speed(thread)
+        t0 = self.env.now
+        if kind in (E.KL, E.PQ):
+            lock = self.klock if kind == E.KL else self.pageq
+            req = lock.request()
+            yield req
+            spin = self.env.now - t0
+            dur = work / sp
+            yield self.env.timeout(dur)
+            lock.release(req)
+            hold_i, wait_i = (E.A_KL_HOLD, E.A_KL_WAIT) if kind == E.KL else (E.A_PQ_HOLD, E.A_PQ_WAIT)
+            self.totals[hold_i] += dur
+            self.totals[wait_i] += spin
+            charged = dur + spin
+        else:
+            dur = work / sp
+            yield self.env.timeout(dur)
+            charged = dur
+        if is_reaper:
+            self.totals[E.A_REAPER] += charged
+        elif kind == E.USER:
+            self.totals[E.A_USER] += charged
+        else:
+            self.totals[E.A_SYS] += charged
+
+    # -- a process --------------------------------------------------------------------------
+    def process(self, p: int) -> Any:
+        kw = self.kw
+        # SimPy runs a new process's first step before other events of the same instant; the
+        # engine starts processes after the effects already queued, so wait one zero-length turn.
+        yield self.env.timeout(0)
+        self.times[p, E.T_START] = self.env.now
+        lo, hi = int(kw["seg_ptr"][p]), int(kw["seg_ptr"][p + 1])
+        exit_first = int(kw["exit_first"][p])
+        self.times[p, E.T_EXIT] = -1.0
+        thread, since = -1, 0.0
+        pending: simpy.Event | None = None
+        for s in range(lo, hi):
+            kind, work = int(kw["seg_kind"][s]), float(kw["seg_work"][s])
+            if s == exit_first:
+                self.times[p, E.T_EXIT] = self.env.now
+            if kind == E.BLOCK:
+                if thread >= 0:
+                    self.cpu.release(thread, since)
+                    thread = -1
+                yield self.env.timeout(work)
+                continue
+            if thread < 0:
+                if pending is None:
+                    pending = self.cpu.request(p)
+                thread = yield pending
+                pending = None
+                since = self.env.now
+            yield from self.run_segment(kind, work, thread, False)
+            nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
+            if kind == E.USER and nxt not in (-1, E.BLOCK) and self.cpu.waiters:
+                self.cpu.release(thread, since)
+                thread = -1
+                pending = self.cpu.request(p)
+        now = self.env.now
+        self.times[p, E.T_EXIT_END] = now
+        if self.times[p, E.T_EXIT] < 0:
+            self.times[p, E.T_EXIT] = now
+        has_job = kw["rseg_ptr"][p + 1] > kw["rseg_ptr"][p]
+        if has_job:
+            self.zombies.append(p)
+            if self.waking < len(self.zombies) and True in self.asleep:
+                self.wake(self.asleep.index(True))
+        else:
+            self.times[p, E.T_REAP_START] = now
+            self.times[p, E.T_REAP_END] = now
+        self.cpu.release(thread, since)
+        if kw["notify_from_exit"] or not has_job:
+            self.notify(p)
+
+    # -- reapers ----------------------------------------------------------------------------
+    def wake(self, r: int) -> None:
+        self.asleep[r] = False
+        self.waking += 1
+
+        def take_job() -> None:
+            self.waking -= 1
+            job = self.zombies.popleft()
+            self.reaper_job[r] = job
+            self.times[job, E.T_REAP_START] = self.env.now
+
+        self.reaper_req[r] = self.cpu.request(take_job)
+        self.reaper_events[r].succeed()
+        self.reaper_events[r] = self.env.event()
+
+    def reaper(self, r: int) -> Any:
+        kw = self.kw
+        while True:
+            if self.reaper_req[r] is None:
+                yield self.reaper_events[r]
+            req = self.reaper_req[r]
+            assert req is not None
+            thread = yield req
+            self.reaper_req[r] = None
+            since = self.env.now
+            job = self.reaper_job[r]
+            for s in range(int(kw["rseg_ptr"][job]), int(kw["rseg_ptr"][job + 1])):
+                yield from self.run_segment(
+                    int(kw["rseg_kind"][s]), float(kw["rseg_work"][s]), thread, True
+                )
+            self.times[job, E.T_REAP_END] = self.env.now
+            self.cpu.release(thread, since)
+            if len(self.zombies) > self.waking:
+                self.wake_again(r)
+            else:
+                self.asleep[r] = True
+            if not kw["notify_from_exit"]:
+                self.notify(job)
+
+    def wake_again(self, r: int) -> None:
+        self.asleep[r] = False
+        self.waking += 1
+
+        def take_job() -> None:
+            self.waking -= 1
+            job = self.zombies.popleft()
+            self.reaper_job[r] = job
+            self.times[job, E.T_REAP_START] = self.env.now
+
+        self.reaper_req[r] = self.cpu.request(take_job)
+
+    # -- closed chains ----------------------------------------------------------------------
+    def start_phase(self) -> None:
+        if self.phase < len(self.phases):
+            lo, hi, slots = self.phases[self.phase]
+            k = min(slots, hi - lo)
+            self.next_proc = lo + k
+            self.done_in_phase = 0
+            for q in range(lo, lo + k):
+                self.env.process(self.process(q))
+
+    def notify(self, p: int) -> None:
+        now = self.env.now
+        self.times[p, E.T_NOTIFY] = now
+        self.totals[E.A_WALL] = now
+        lo, hi, _ = self.phases[self.phase]
+        if self.next_proc < hi:
+            self.env.process(self.process(self.next_proc))
+            self.next_proc += 1
+        self.done_in_phase += 1
+        if self.done_in_phase == hi - lo:
+            self.phase += 1
+            self.start_phase()
+
+    def run(self) -> tuple[np.ndarray, np.ndarray]:
+        self.start_phase()
+        self.env.run()
+        self.totals[E.A_HORIZON] = self.env.now
+        self.totals[E.A_CPU] = self.cpu.busy_ns
+        return self.times, self.totals
+
+
+def reference_run(**kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Same keyword inputs as :func:`exitcore.engine.run` (``seg_work``/``rseg_work`` in ns)."""
+    return Reference(**kw).run()

@@ -1,0 +1,74 @@
+"""The fast engine against the plain SimPy reference on small random workloads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exitcore import engine as E
+from reference_sim import reference_run
+
+
+def random_workload(seed: int) -> dict:
+    """Random segments with continuous durations (no exact ties between independent events)."""
+    rng = np.random.default_rng(seed)
+    n_proc = int(rng.integers(5, 40))
+    n_threads = int(rng.integers(1, 7))
+    smt = bool(rng.integers(0, 2)) and n_threads >= 2
+    sibling = np.full(n_threads, -1, np.int64)
+    if smt:
+        half = n_threads // 2
+        sibling[:half] = np.arange(half) + half
+        sibling[half : 2 * half] = np.arange(half)
+    kinds, works, ptr, exit_first = [], [], [0], []
+    for _ in range(n_proc):
+        n_body = int(rng.integers(1, 8))
+        body = rng.choice([E.USER, E.SYS, E.KL, E.PQ, E.BLOCK], size=n_body)
+        ex = rng.choice([E.SYS, E.KL, E.PQ], size=int(rng.integers(1, 4)))
+        seq = np.concatenate([body, ex]).astype(np.int8)
+        kinds.append(seq)
+        works.append(rng.exponential(1000.0, size=seq.size) + 1.0)
+        exit_first.append(ptr[-1] + n_body)
+        ptr.append(ptr[-1] + seq.size)
+    rkinds, rworks, rptr = [], [], [0]
+    for _ in range(n_proc):
+        k = int(rng.integers(0, 4))
+        rk = rng.choice([E.SYS, E.KL, E.PQ], size=k).astype(np.int8)
+        rkinds.append(rk)
+        rworks.append(rng.exponential(500.0, size=k) + 1.0)
+        rptr.append(rptr[-1] + k)
+    n_phase = int(rng.integers(1, 4))
+    cuts = np.sort(rng.choice(np.arange(1, n_proc), size=n_phase - 1, replace=False))
+    phase_ptr = np.concatenate(([0], cuts, [n_proc])).astype(np.int64)
+    return {
+        "sibling": sibling,
+        "smt_speed": float(rng.uniform(0.5, 1.0)),
+        "seg_ptr": np.asarray(ptr, np.int64),
+        "seg_kind": np.concatenate(kinds),
+        "seg_work": np.concatenate(works),
+        "exit_first": np.asarray(exit_first, np.int64),
+        "rseg_ptr": np.asarray(rptr, np.int64),
+        "rseg_kind": np.concatenate(rkinds),
+        "rseg_work": np.concatenate(rworks),
+        "notify_from_exit": bool(rng.integers(0, 2)),
+        "phase_ptr": phase_ptr,
+        "phase_slots": rng.integers(1, 6, size=n_phase).astype(np.int64),
+        "n_reapers": int(rng.integers(1, 3)),
+    }
+
+
+def run_engine(w: dict) -> E.EngineRun:
+    return E.run(
+        w["sibling"], w["smt_speed"], w["seg_ptr"], w["seg_kind"], w["seg_work"],
+        w["exit_first"], w["rseg_ptr"], w["rseg_kind"], w["rseg_work"], w["notify_from_exit"],
+        w["phase_ptr"], w["phase_slots"], w["n_reapers"],
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_engine_matches_reference(seed: int) -> None:
+    w = random_workload(seed)
+    fast = run_engine(w)
+    times, totals = reference_run(**w)
+    np.testing.assert_allclose(fast.times_ns, times, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(fast.totals_ns, totals, rtol=1e-9, atol=1e-6)
