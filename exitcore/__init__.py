@@ -1,11 +1,36 @@
 """exitcore: a vectorized model of process-exit teardown on many-core machines.
 
-Pure NumPy and the standard library: no Ray, Hydra, Arrow, Polars or plotting here.
+Pure NumPy (with numba-compiled kernels) and the standard library: no Ray, Hydra, Arrow,
+Polars or plotting here.
 """
 
+from exitcore.addrspace import PLACEMENTS, AddressSpaces
+from exitcore.arch import AMD64, ARCHS, ARM64, ArchProfile
+from exitcore.pagetable import table_counts_exact, table_counts_expected
 from exitcore.result import CONTEXTS, METRIC_FIELDS, OPS, PointResult
+from exitcore.teardown import TeardownCosts, teardown_costs
+from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
 
 MODEL_VERSION = "0.1.0"
 """Bumped whenever a change can alter a simulated result; stored with every point."""
 
-__all__ = ["CONTEXTS", "METRIC_FIELDS", "MODEL_VERSION", "OPS", "PointResult"]
+__all__ = [
+    "AMD64",
+    "ARCHS",
+    "ARM64",
+    "BUILTIN_VARIANTS",
+    "CONTEXTS",
+    "METRIC_FIELDS",
+    "MODEL_VERSION",
+    "OPS",
+    "PLACEMENTS",
+    "AddressSpaces",
+    "ArchProfile",
+    "PointResult",
+    "TeardownCosts",
+    "Variant",
+    "VARIANTS",
+    "table_counts_exact",
+    "table_counts_expected",
+    "teardown_costs",
+]

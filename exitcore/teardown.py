@@ -1,0 +1,254 @@
+"""What tearing down each exiting process costs, per operation and per context.
+
+:func:`teardown_costs` turns a batch of address spaces, a patch variant, an architecture
+profile and a core count into :class:`TeardownCosts`: nanoseconds per op (X0..X8, DESIGN.md
+section 2) and per context (``exit``, ``exit_klock``, ``reaper``), the parts held under
+KERNEL_LOCK and the page-queue lock, and operation counts. Vectorized over processes; the only
+per-entry work is a few segment sums (and the page-table occupancy of :mod:`exitcore.pagetable`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from exitcore.addrspace import PAGE_BYTES, AddressSpaces
+from exitcore.arch import ArchProfile
+from exitcore.pagetable import LEVELS, table_counts_expected
+from exitcore.result import CONTEXTS, OPS
+from exitcore.variant import Variant
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+_OP: Final = {op: i for i, op in enumerate(OPS)}
+_CTX: Final = {ctx: i for i, ctx in enumerate(CONTEXTS)}
+
+
+@dataclass(frozen=True)
+class TeardownCosts:
+    """Teardown cost of ``P`` processes (nanoseconds as float64, counts as int64).
+
+    Attributes
+    ----------
+    op_ns : float64[P, 9]
+        Cost of each op X0..X8 (:data:`exitcore.result.OPS`); 0 where the variant drops it.
+    ctx_ns : float64[P, 3]
+        Cost per context, columns in :data:`exitcore.result.CONTEXTS` order; row sums equal
+        those of ``op_ns``.
+    klock_ns : float64[P, 3]
+        Part of each context's work holding KERNEL_LOCK: none of ``exit``, all of
+        ``exit_klock``, the parent notification in ``reaper`` when the reaper notifies.
+    pageq_ns : float64[P, 3]
+        Part of each context's work holding the page-queue lock (X6's share).
+    page_lookups : int64[P]
+        X2 walk steps (virtual pages on arm64, 2 MiB blocks on amd64).
+    tlb_invalidations : int64[P]
+        X4 per-page invalidations (or amd64 full flushes) plus X5 whole-ASID flushes.
+    ptes_removed, pages_freed, ptp_freed : int64[P]
+        X3 PTEs, X6 anonymous pages, X7 page-table pages.
+    resident_mb : float64[P]
+        Resident memory held until the teardown finishes, MiB.
+    notify_from_exit : bool
+        The parent is woken at the end of the exiting process's KERNEL_LOCK section rather
+        than after the reaper.
+    """
+
+    op_ns: FloatArray
+    ctx_ns: FloatArray
+    klock_ns: FloatArray
+    pageq_ns: FloatArray
+    page_lookups: IntArray
+    tlb_invalidations: IntArray
+    ptes_removed: IntArray
+    pages_freed: IntArray
+    ptp_freed: IntArray
+    resident_mb: FloatArray
+    notify_from_exit: bool
+
+    @property
+    def n_procs(self) -> int:
+        return int(self.op_ns.shape[0])
+
+    @property
+    def total_ns(self) -> FloatArray:
+        """float64[P]: all teardown work of each process."""
+        return self.op_ns.sum(axis=1)
+
+
+def teardown_costs(
+    spaces: AddressSpaces,
+    variant: Variant,
+    arch: ArchProfile,
+    cores: int,
+    *,
+    tables: npt.ArrayLike | None = None,
+) -> TeardownCosts:
+    """Per-process teardown cost of ``spaces`` under ``variant`` on ``arch`` with ``cores``.
+
+    Parameters
+    ----------
+    spaces : AddressSpaces
+        ``P`` exiting processes.
+    variant : Variant
+        Which context runs each op, and its flags.
+    arch : ArchProfile
+        Cost constants.
+    cores : int
+        CPUs in the machine (>= 1): broadcast TLBI gets dearer with more of them, and amd64
+        shootdowns reach at most ``cores - 1`` remote CPUs.
+    tables : array [P, 4], optional
+        Page-table pages per level (from :func:`exitcore.pagetable.table_counts_exact`);
+        default :func:`exitcore.pagetable.table_counts_expected`.
+
+    Returns
+    -------
+    TeardownCosts
+
+    Notes
+    -----
+    With ``V, R, Ra, E, T, L`` per process (virtual, resident, anonymous resident pages, map
+    entries, threads, page-table pages over all levels)::
+
+        X0 = exit_prologue                     X1 = E * map_entry
+        X2 = steps * walk_step                 steps = V (arm64), 2 MiB blocks spanned by the
+                                               entries (amd64), user_va_pages / walk_step_pages
+                                               (full_user_va), 0 (sparse)
+        X3 = sum over entries r * (pte + pte_sharer * m)    (variant pte_ns replaces it)
+        X4 = R * tlbi_per_page * tlbi * (1 + tlbi_core_slope * (cores - 1))    (broadcast)
+           = sum over entries of r * (invlpg + q * ipi) if the entry spans <= 32 pages,
+             else full_flush + q * ipi                                          (ipi)
+        X5 = asid_flushes * asid_flush per context that runs it
+        X6 = Ra * page_free (page_free_pageq of it under the page-queue lock)
+        X7 = L * ptp_free                      X8 = T * proc_free + notify
+
+    ``q = min(T, cores) - 1`` remote CPUs are assumed to run the pmap on amd64 (the other
+    threads of the process; *(estimate)*). The notification (``notify``) is always paid: in
+    ``exit_klock`` when the variant notifies from exit, else in the reaper under KERNEL_LOCK.
+    An op listed in several contexts runs once in each.
+
+    Examples
+    --------
+    >>> from exitcore.arch import ARM64
+    >>> from exitcore.variant import VARIANTS
+    >>> spaces = AddressSpaces(entry_proc=[0], start_vpn=[0], virtual_pages=[1 << 20],
+    ...     resident_pages=[7], is_anon=[True], sharers=[1], placement=[0], threads=[1],
+    ...     user_va_pages=[1 << 27])
+    >>> costs = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    >>> int(costs.page_lookups[0]), int(costs.ptp_freed[0])
+    (1048576, 4)
+    """
+    if isinstance(cores, bool) or not isinstance(cores, int | np.integer) or cores < 1:
+        raise ValueError(f"cores: expected an int >= 1, got {cores!r}")
+    n_procs = spaces.n_procs
+    if tables is None:
+        table_counts = table_counts_expected(spaces)
+    else:
+        table_counts = np.asarray(tables, dtype=np.float64)
+        if table_counts.shape != (n_procs, LEVELS):
+            raise ValueError(
+                f"tables: expected shape ({n_procs}, {LEVELS}), got {table_counts.shape}"
+            )
+        if np.any(table_counts < 0):
+            raise ValueError("tables: counts must be >= 0")
+
+    entries = spaces.entries_per_proc.astype(np.float64)
+    resident = spaces.resident_pages_per_proc
+    anon_resident = spaces.anon_resident_pages_per_proc
+    threads = spaces.threads
+    ptp = table_counts.sum(axis=1)
+
+    unit = np.zeros((n_procs, len(OPS)), dtype=np.float64)  # cost of one run of each op
+    unit[:, _OP["X0"]] = arch.exit_prologue_ns
+    unit[:, _OP["X1"]] = entries * arch.map_entry_ns
+
+    walk_steps = _walk_steps(spaces, variant, arch)
+    unit[:, _OP["X2"]] = walk_steps * arch.walk_step_ns
+
+    if variant.pte_ns is not None:
+        unit[:, _OP["X3"]] = resident * variant.pte_ns
+    elif arch.pte_sharer_ns > 0:
+        sharer_pages = spaces.per_proc_sum(spaces.resident_pages * spaces.sharers)
+        unit[:, _OP["X3"]] = resident * arch.pte_ns + sharer_pages * arch.pte_sharer_ns
+    else:
+        unit[:, _OP["X3"]] = resident * arch.pte_ns
+
+    tlb_ns, per_page_invalidations = _tlb_costs(spaces, arch, cores)
+    unit[:, _OP["X4"]] = tlb_ns
+    unit[:, _OP["X5"]] = arch.asid_flushes * arch.asid_flush_ns
+    unit[:, _OP["X6"]] = anon_resident * arch.page_free_ns
+    unit[:, _OP["X7"]] = ptp * arch.ptp_free_ns
+    unit[:, _OP["X8"]] = threads * arch.proc_free_ns
+
+    runs = np.zeros((len(OPS), len(CONTEXTS)), dtype=np.float64)  # runs of op in context
+    for op_index, contexts in enumerate(variant.op_contexts):
+        for ctx in contexts:
+            runs[op_index, _CTX[ctx]] += 1
+    op_ns = unit * runs.sum(axis=1)
+    ctx_ns = unit @ runs
+
+    notify_ctx = _CTX["exit_klock"] if variant.notify_from_exit else _CTX["reaper"]
+    op_ns[:, _OP["X8"]] += arch.notify_ns
+    ctx_ns[:, notify_ctx] += arch.notify_ns
+
+    klock_ns = np.zeros((n_procs, len(CONTEXTS)), dtype=np.float64)
+    klock_ns[:, _CTX["exit_klock"]] = ctx_ns[:, _CTX["exit_klock"]]
+    if not variant.notify_from_exit:
+        klock_ns[:, _CTX["reaper"]] = arch.notify_ns
+
+    pageq_ns = np.outer(anon_resident * arch.page_free_pageq_ns, runs[_OP["X6"]])
+
+    op_runs = runs.sum(axis=1).astype(np.int64)
+    return TeardownCosts(
+        op_ns=op_ns,
+        ctx_ns=ctx_ns,
+        klock_ns=klock_ns,
+        pageq_ns=pageq_ns,
+        page_lookups=walk_steps * op_runs[_OP["X2"]],
+        tlb_invalidations=per_page_invalidations * op_runs[_OP["X4"]]
+        + arch.asid_flushes * op_runs[_OP["X5"]],
+        ptes_removed=resident * op_runs[_OP["X3"]],
+        pages_freed=anon_resident * op_runs[_OP["X6"]],
+        ptp_freed=np.rint(ptp).astype(np.int64) * op_runs[_OP["X7"]],
+        resident_mb=np.asarray(resident * (PAGE_BYTES / 2**20), dtype=np.float64),
+        notify_from_exit=variant.notify_from_exit,
+    )
+
+
+def _walk_steps(spaces: AddressSpaces, variant: Variant, arch: ArchProfile) -> IntArray:
+    """X2 steps per process: pages (or blocks of ``walk_step_pages``) the walk visits."""
+    step = arch.walk_step_pages
+    if variant.walk == "sparse":
+        return np.zeros(spaces.n_procs, dtype=np.int64)
+    if variant.walk == "full_user_va":
+        return -(-spaces.user_va_pages // step)
+    if step == 1:
+        return spaces.virtual_pages_per_proc
+    # amd64 pmap_remove per entry: one step per 2 MiB block the entry's range touches.
+    first = spaces.start_vpn // step
+    last = (spaces.start_vpn + spaces.virtual_pages - 1) // step
+    return np.asarray(spaces.per_proc_sum(last - first + 1), dtype=np.int64)
+
+
+def _tlb_costs(spaces: AddressSpaces, arch: ArchProfile, cores: int) -> tuple[FloatArray, IntArray]:
+    """X4 nanoseconds and invalidation counts per process (for one run of X4)."""
+    resident = spaces.resident_pages_per_proc
+    if arch.tlb_model == "broadcast":
+        invalidations = resident * arch.tlbi_per_page
+        per_tlbi = arch.tlbi_ns * (1.0 + arch.tlbi_core_slope * (cores - 1))
+        return np.asarray(invalidations * per_tlbi, dtype=np.float64), invalidations
+    # IPI model (amd64 pmap_do_remove): a range of more than full_flush_range_pages virtual
+    # pages gets one full flush; a shorter one INVLPGs each removed page. Each flush is also
+    # sent to the remote CPUs where the pmap is active.
+    remote = np.maximum(np.minimum(spaces.threads, cores) - 1, 0)
+    is_short = spaces.virtual_pages <= arch.full_flush_range_pages
+    short_pages = spaces.per_proc_sum(np.where(is_short, spaces.resident_pages, 0))
+    full_flushes = spaces.per_proc_sum(~is_short & (spaces.resident_pages > 0)).astype(np.int64)
+    per_flush_ipi = remote * arch.ipi_ns
+    ns = short_pages * (arch.invlpg_ns + per_flush_ipi) + full_flushes * (
+        arch.full_flush_ns + per_flush_ipi
+    )
+    return np.asarray(ns, dtype=np.float64), short_pages + full_flushes

@@ -1,0 +1,326 @@
+"""Patch variants as data: which context runs each teardown op, and the flags that change cost.
+
+A variant is a plain mapping (YAML-shaped) turned into a frozen :class:`Variant` by
+:meth:`Variant.from_dict`; nothing in the cost model branches on a variant's name. The eight
+variants of DESIGN.md section 3 are :data:`BUILTIN_VARIANTS` (plain dicts, mirrored one file
+each in ``conf/variant/``) and :data:`VARIANTS` (parsed).
+
+Mapping shape::
+
+    name: combined
+    description: free text
+    ops: {X0: exit_klock, X1: exit, X2: none, ..., X5: [exit, reaper], ...}
+    notify: exit | reaper          # where the parent is woken (2 us under KERNEL_LOCK)
+    tlb_flush: per_page | asid     # per_page needs X4; asid means X4 is none
+    walk: per_virtual_page | full_user_va | sparse   # how X2 walks; sparse means X2 is none
+    pte_ns: null | 110.0           # per-PTE X3 cost replacing the architecture's
+
+An op given as a list runs once in each listed context (the committed pmap_purge flushes the
+ASID both in exit and in the reaper). ``none`` (or an empty list) drops the op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from exitcore.result import CONTEXTS, OPS
+
+OP_CONTEXTS: Final[tuple[str, ...]] = (*CONTEXTS, "none")
+"""Allowed values of an op's context."""
+
+NOTIFY_CONTEXTS: Final[tuple[str, ...]] = ("exit", "reaper")
+TLB_FLUSHES: Final[tuple[str, ...]] = ("per_page", "asid")
+WALKS: Final[tuple[str, ...]] = ("per_virtual_page", "full_user_va", "sparse")
+_KEYS: Final[tuple[str, ...]] = (
+    "name",
+    "description",
+    "ops",
+    "notify",
+    "tlb_flush",
+    "walk",
+    "pte_ns",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One patch variant.
+
+    Attributes
+    ----------
+    name, description : str
+    op_contexts : tuple of tuple of str
+        For each op of :data:`exitcore.result.OPS`, the contexts (from
+        :data:`exitcore.result.CONTEXTS`) that run it, once each; empty when dropped.
+    notify : str
+        ``"exit"``: the parent is woken from the exiting process (the 2 us notification runs in
+        ``exit_klock``); ``"reaper"``: after the reaper, holding KERNEL_LOCK.
+    tlb_flush : str
+        ``"per_page"`` (X4 runs) or ``"asid"`` (whole-ASID flush only, X4 dropped).
+    walk : str
+        ``"per_virtual_page"`` (X2 over each map entry), ``"full_user_va"`` (X2 over the whole
+        user address space), ``"sparse"`` (no X2: only populated tables are touched).
+    pte_ns : float or None
+        Per-PTE X3 cost overriding the architecture's (Linux exit_mmap batching).
+    """
+
+    name: str
+    description: str
+    op_contexts: tuple[tuple[str, ...], ...]
+    notify: str
+    tlb_flush: str
+    walk: str
+    pte_ns: float | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.op_contexts) != len(OPS):
+            raise ValueError(f"ops: expected {len(OPS)} ops {list(OPS)}")
+        for op, contexts in zip(OPS, self.op_contexts, strict=True):
+            for ctx in contexts:
+                if ctx not in CONTEXTS:
+                    raise ValueError(f"ops.{op}: {ctx!r} is not one of {list(OP_CONTEXTS)}")
+        _check_choice("notify", self.notify, NOTIFY_CONTEXTS)
+        _check_choice("tlb_flush", self.tlb_flush, TLB_FLUSHES)
+        _check_choice("walk", self.walk, WALKS)
+        if (self.tlb_flush == "per_page") != bool(self.contexts_of("X4")):
+            raise ValueError(
+                "tlb_flush: 'per_page' needs X4 in a context, 'asid' needs X4: none "
+                f"(got tlb_flush={self.tlb_flush!r}, X4={list(self.contexts_of('X4'))})"
+            )
+        if (self.walk == "sparse") == bool(self.contexts_of("X2")):
+            raise ValueError(
+                "walk: 'sparse' needs X2: none, 'per_virtual_page' and 'full_user_va' need X2 "
+                f"in a context (got walk={self.walk!r}, X2={list(self.contexts_of('X2'))})"
+            )
+        if self.pte_ns is not None and (
+            isinstance(self.pte_ns, bool)
+            or not isinstance(self.pte_ns, int | float)
+            or not self.pte_ns >= 0
+        ):
+            raise ValueError(f"pte_ns: expected null or a number >= 0, got {self.pte_ns!r}")
+
+    def contexts_of(self, op: str) -> tuple[str, ...]:
+        """Contexts that run ``op`` (empty when the variant drops it)."""
+        if op not in OPS:
+            raise ValueError(f"op: {op!r} is not one of {list(OPS)}")
+        return self.op_contexts[OPS.index(op)]
+
+    @property
+    def notify_from_exit(self) -> bool:
+        return self.notify == "exit"
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Variant:
+        """Parse a YAML-shaped mapping (see the module docstring).
+
+        Raises ``ValueError`` naming the field and the allowed values on any unknown key, op,
+        context or flag.
+        """
+        if not isinstance(d, Mapping):
+            raise ValueError(f"variant: expected a mapping, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(_KEYS))
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown variant field; allowed: {list(_KEYS)}")
+        for key in ("name", "ops"):
+            if key not in d:
+                raise ValueError(f"{key}: missing; a variant needs {['name', 'ops']}")
+        ops = d["ops"]
+        if not isinstance(ops, Mapping):
+            raise ValueError(f"ops: expected a mapping of {list(OPS)} to contexts")
+        bad_ops = sorted(set(ops) - set(OPS))
+        if bad_ops:
+            raise ValueError(f"ops: unknown operation {bad_ops[0]!r}; allowed: {list(OPS)}")
+        missing = [op for op in OPS if op not in ops]
+        if missing:
+            raise ValueError(f"ops.{missing[0]}: missing; give every op of {list(OPS)}")
+        op_contexts = tuple(_parse_contexts(op, ops[op]) for op in OPS)
+        pte_ns = d.get("pte_ns")
+        return cls(
+            name=str(d["name"]),
+            description=str(d.get("description", "")),
+            op_contexts=op_contexts,
+            notify=d.get("notify", "reaper"),
+            tlb_flush=d.get("tlb_flush", "per_page"),
+            walk=d.get("walk", "per_virtual_page"),
+            pte_ns=float(pte_ns)
+            if isinstance(pte_ns, int) and not isinstance(pte_ns, bool)
+            else pte_ns,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The YAML-shaped mapping; ``Variant.from_dict(v.to_dict()) == v``."""
+        ops: dict[str, Any] = {}
+        for op, contexts in zip(OPS, self.op_contexts, strict=True):
+            ops[op] = (
+                "none" if not contexts else contexts[0] if len(contexts) == 1 else list(contexts)
+            )
+        return {
+            "name": self.name,
+            "description": self.description,
+            "ops": ops,
+            "notify": self.notify,
+            "tlb_flush": self.tlb_flush,
+            "walk": self.walk,
+            "pte_ns": self.pte_ns,
+        }
+
+
+def _check_choice(field: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{field}: {value!r} is not one of {list(allowed)}")
+
+
+def _parse_contexts(op: str, value: object) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) or value is None else value
+    if not isinstance(items, list | tuple):
+        raise ValueError(
+            f"ops.{op}: expected a context or a list of them; allowed: {list(OP_CONTEXTS)}"
+        )
+    contexts: list[str] = []
+    for item in items:
+        if item is None or item == "none":
+            continue
+        if item not in CONTEXTS:
+            raise ValueError(f"ops.{op}: {item!r} is not one of {list(OP_CONTEXTS)}")
+        contexts.append(str(item))
+    return tuple(contexts)
+
+
+def _ops(**placement: str | list[str]) -> dict[str, str | list[str]]:
+    return {op: placement.get(op, "none") for op in OPS}
+
+
+BUILTIN_VARIANTS: Final[dict[str, dict[str, Any]]] = {
+    "baseline": {
+        "name": "baseline",
+        "description": "OpenBSD before May 2025: the reaper tears the address space down",
+        "ops": _ops(
+            X0="exit_klock",
+            X1="reaper",
+            X2="reaper",
+            X3="reaper",
+            X4="reaper",
+            X5="reaper",
+            X6="reaper",
+            X7="reaper",
+            X8="reaper",
+        ),
+        "notify": "reaper",
+        "tlb_flush": "per_page",
+        "walk": "per_virtual_page",
+        "pte_ns": None,
+    },
+    "uvm_purge": {
+        "name": "uvm_purge",
+        "description": "tear the map down in exit1, pmap untouched",
+        "ops": _ops(
+            X0="exit_klock",
+            X1="exit",
+            X2="exit",
+            X3="exit",
+            X4="exit",
+            X5="reaper",
+            X6="exit",
+            X7="reaper",
+            X8="reaper",
+        ),
+        "notify": "reaper",
+        "tlb_flush": "per_page",
+        "walk": "per_virtual_page",
+        "pte_ns": None,
+    },
+    "pmap_purge": {
+        "name": "pmap_purge",
+        "description": "committed 2025: flush the ASID, mark the pmap inactive, then uvm_purge",
+        "ops": _ops(
+            X0="exit_klock",
+            X1="exit",
+            X2="exit",
+            X3="exit",
+            X5=["exit", "reaper"],
+            X6="exit",
+            X7="reaper",
+            X8="reaper",
+        ),
+        "notify": "reaper",
+        "tlb_flush": "asid",
+        "walk": "per_virtual_page",
+        "pte_ns": None,
+    },
+    "pmap_deactivate": {
+        "name": "pmap_deactivate",
+        "description": "pmap torn down in pmap_deactivate at cpu_exit; pmap_remove returns at once",
+        "ops": _ops(
+            X0="exit_klock",
+            X1="reaper",
+            X3="exit_klock",
+            X5="exit_klock",
+            X6="reaper",
+            X7="exit_klock",
+            X8="reaper",
+        ),
+        "notify": "reaper",
+        "tlb_flush": "asid",
+        "walk": "sparse",
+        "pte_ns": None,
+    },
+    "combined": {
+        "name": "combined",
+        "description": "pmap_purge + pmap_deactivate: page tables torn down sparsely in exit",
+        "ops": _ops(
+            X0="exit_klock", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="reaper"
+        ),
+        "notify": "reaper",
+        "tlb_flush": "asid",
+        "walk": "sparse",
+        "pte_ns": None,
+    },
+    "rip_reaper": {
+        "name": "rip_reaper",
+        "description": "combined, and the parent is woken from exit; the reaper frees leftovers",
+        "ops": _ops(
+            X0="exit_klock", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="reaper"
+        ),
+        "notify": "exit",
+        "tlb_flush": "asid",
+        "walk": "sparse",
+        "pte_ns": None,
+    },
+    "linux_fullmm": {
+        "name": "linux_fullmm",
+        "description": "Linux exit_mmap: everything in the exiting task, one flush, no reaper",
+        "ops": _ops(X0="exit", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="exit"),
+        "notify": "exit",
+        "tlb_flush": "asid",
+        "walk": "sparse",
+        # (estimate) DESIGN.md section 3: zap_pte_range with batched rmap and frees
+        "pte_ns": 110.0,
+    },
+    "zap_first": {
+        "name": "zap_first",
+        "description": "pmap_remove over the whole user address space, then as uvm_purge",
+        "ops": _ops(
+            X0="exit_klock",
+            X1="exit",
+            X2="exit",
+            X3="exit",
+            X4="exit",
+            X5="reaper",
+            X6="exit",
+            X7="reaper",
+            X8="reaper",
+        ),
+        "notify": "reaper",
+        "tlb_flush": "per_page",
+        "walk": "full_user_va",
+        "pte_ns": None,
+    },
+}
+"""The eight variants of DESIGN.md section 3 as plain, YAML-shaped data."""
+
+VARIANTS: Final[dict[str, Variant]] = {
+    name: Variant.from_dict(d) for name, d in BUILTIN_VARIANTS.items()
+}
+"""The built-in variants, parsed."""
