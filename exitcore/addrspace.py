@@ -107,6 +107,11 @@ class AddressSpaces:
         set_(self, "cluster_pages", _shaped("cluster_pages", clusters, np.int64, n_entries))
         set_(self, "threads", _int_array("threads", self.threads))
         set_(self, "user_va_pages", _int_array("user_va_pages", self.user_va_pages))
+        if self.n_procs == -1 and self.threads.shape != self.user_va_pages.shape:
+            raise ValueError(
+                f"threads: expected the shape of user_va_pages {self.user_va_pages.shape}, "
+                f"got {self.threads.shape}"
+            )
         n_procs = self.threads.shape[0] if self.n_procs == -1 else self.n_procs
         if not isinstance(n_procs, int | np.integer) or n_procs < 0:
             raise ValueError(f"n_procs: expected an int >= 0, got {self.n_procs!r}")

@@ -1,0 +1,66 @@
+"""DESIGN.md section 6, calibration targets 1-3: the per-process teardown model alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from teardown_layouts import TYPICAL_COMPILER, single_entry
+
+from exitcore.addrspace import PLACEMENT_DENSE, PLACEMENT_UNIFORM, AddressSpaces
+from exitcore.arch import ARM64
+from exitcore.pagetable import table_counts_exact
+from exitcore.result import OPS
+from exitcore.teardown import teardown_costs
+from exitcore.variant import VARIANTS
+
+X = {op: i for i, op in enumerate(OPS)}
+FOUR_GIB_PAGES = 4 * 2**30 // 4096
+M2_CORES = 8  # Apple M2 class, the machine of the published kernel-build figures
+
+
+@pytest.mark.parametrize("placement", [PLACEMENT_DENSE, PLACEMENT_UNIFORM])
+def test_target_1_four_gib_with_seven_pages(placement):
+    """4 GiB mapped, 7 pages touched: 1,048,576 lookups for baseline; sparse variants touch
+    only the populated tables."""
+    spaces = single_entry(FOUR_GIB_PAGES, 7, placement=placement, start_vpn=1 << 20)
+    tables = table_counts_exact(spaces, np.random.default_rng(1))
+    baseline = teardown_costs(spaces, VARIANTS["baseline"], ARM64, M2_CORES, tables=tables)
+    assert baseline.page_lookups.tolist() == [1_048_576]
+    assert baseline.op_ns[0, X["X2"]] == pytest.approx(1_048_576 * ARM64.walk_step_ns)
+    populated = int(tables.sum())
+    # 7 pages sit in at most 7 leaf tables, each level above has at most as many.
+    assert 4 <= populated <= 7 + 7 + 4 + 1
+    for name in ("combined", "linux_fullmm"):
+        sparse = teardown_costs(spaces, VARIANTS[name], ARM64, M2_CORES, tables=tables)
+        assert sparse.page_lookups.tolist() == [0]
+        assert sparse.op_ns[0, X["X2"]] == 0
+        assert sparse.ptp_freed.tolist() == [populated]
+        assert sparse.op_ns[0, X["X7"]] == pytest.approx(populated * ARM64.ptp_free_ns)
+        # Eight times the mapping, same pages: a sparse teardown costs the same.
+        wider = single_entry(8 * FOUR_GIB_PAGES, 7, placement=PLACEMENT_DENSE, start_vpn=1 << 20)
+        if placement == PLACEMENT_DENSE:
+            again = teardown_costs(wider, VARIANTS[name], ARM64, M2_CORES)
+            assert again.total_ns == pytest.approx(sparse.total_ns)
+
+
+def _typical_compiler(seed: int) -> AddressSpaces:
+    return AddressSpaces.from_processes(np.random.default_rng(seed), **TYPICAL_COMPILER)
+
+
+def _pmap_ns(op_ns: np.ndarray) -> np.ndarray:
+    return op_ns[:, [X["X2"], X["X3"], X["X4"], X["X5"], X["X7"]]].sum(axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_target_2_tlb_invalidation_is_most_of_pmap_time(seed):
+    costs = teardown_costs(_typical_compiler(seed), VARIANTS["baseline"], ARM64, M2_CORES)
+    share = costs.op_ns[:, X["X4"]] / _pmap_ns(costs.op_ns)
+    assert share[0] > 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_target_3_uvm_and_pmap_time_about_equal(seed):
+    costs = teardown_costs(_typical_compiler(seed), VARIANTS["baseline"], ARM64, M2_CORES)
+    uvm = costs.op_ns[:, X["X1"]] + costs.op_ns[:, X["X6"]]
+    ratio = uvm / _pmap_ns(costs.op_ns)
+    assert 0.7 <= ratio[0] <= 1.4

@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import numpy as np
+import pytest
+from teardown_layouts import random_batch, single_entry
+
+from exitcore.addrspace import PLACEMENT_UNIFORM, AddressSpaces
+from exitcore.arch import AMD64, ARCHS, ARM64
+from exitcore.pagetable import table_counts_exact
+from exitcore.result import CONTEXTS, OPS
+from exitcore.teardown import teardown_costs
+from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+
+X = {op: i for i, op in enumerate(OPS)}
+C = {ctx: i for i, ctx in enumerate(CONTEXTS)}
+
+
+def _variant(base: str, **ops: str | list[str]) -> Variant:
+    d = dict(BUILTIN_VARIANTS[base])
+    d["ops"] = {**d["ops"], **ops}
+    return Variant.from_dict(d)
+
+
+def test_arm64_baseline_by_hand():
+    # 2,048 virtual pages from vpn 0, 1,000 resident (dense): leaf tables 0 and 1, then one
+    # table per level above. Costs from DESIGN.md section 2 with the ARM64 constants.
+    spaces = single_entry(2_048, 1_000, threads=2)
+    costs = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    tlbi = 2 * ARM64.tlbi_ns * (1 + 0.026 * 7)
+    expected = [
+        10_000.0,  # X0
+        400.0,  # X1: one entry
+        2_048 * 3.0,  # X2: one lookup per virtual page
+        1_000 * ARM64.pte_ns,  # X3
+        1_000 * tlbi,  # X4
+        2 * 200.0,  # X5: kernel and user ASID
+        1_000 * ARM64.page_free_ns,  # X6: anonymous
+        5 * 600.0,  # X7: 2 leaf + 3 upper tables
+        2 * 3_000.0 + 2_000.0,  # X8: per thread + notify
+    ]
+    assert costs.op_ns[0] == pytest.approx(expected)
+    assert costs.ctx_ns[0] == pytest.approx([0.0, 10_000.0, sum(expected) - 10_000.0])
+    assert costs.klock_ns[0] == pytest.approx([0.0, 10_000.0, 2_000.0])
+    assert costs.pageq_ns[0] == pytest.approx([0.0, 0.0, 1_000 * 40.0])
+    assert costs.page_lookups.tolist() == [2_048]
+    assert costs.tlb_invalidations.tolist() == [2_000 + 2]
+    assert costs.ptes_removed.tolist() == [1_000]
+    assert costs.pages_freed.tolist() == [1_000]
+    assert costs.ptp_freed.tolist() == [5]
+    assert costs.resident_mb.tolist() == [1_000 * 4096 / 2**20]
+    assert not costs.notify_from_exit
+
+
+def test_amd64_shared_file_pages_and_shootdowns_by_hand():
+    # Entry 0: 3 pages, 2 resident, shared by 4 (short range: INVLPG per page);
+    # entry 1: 3,000 pages from vpn 1,000 (blocks 1..7), 100 resident, private (full flush).
+    spaces = AddressSpaces(
+        entry_proc=[0, 0],
+        start_vpn=[0, 1_000],
+        virtual_pages=[3, 3_000],
+        resident_pages=[2, 100],
+        is_anon=[False, True],
+        sharers=[4, 1],
+        placement=[0, 0],
+        threads=[3],
+        user_va_pages=[1 << 27],
+    )
+    costs = teardown_costs(spaces, VARIANTS["baseline"], AMD64, cores=16)
+    remote = 2  # the process's other threads
+    assert costs.page_lookups.tolist() == [1 + 7]
+    assert costs.op_ns[0, X["X2"]] == pytest.approx(8 * 15.0)
+    assert costs.op_ns[0, X["X3"]] == pytest.approx(2 * (40 + 5 * 4) + 100 * (40 + 5))
+    assert costs.op_ns[0, X["X4"]] == pytest.approx(
+        2 * (AMD64.invlpg_ns + remote * AMD64.ipi_ns)
+        + (AMD64.full_flush_ns + remote * AMD64.ipi_ns)
+    )
+    assert costs.tlb_invalidations.tolist() == [2 + 1 + 1]
+    assert costs.pages_freed.tolist() == [100]  # file pages stay in the page cache
+    one_core = teardown_costs(spaces, VARIANTS["baseline"], AMD64, cores=1)
+    assert one_core.op_ns[0, X["X4"]] == pytest.approx(2 * AMD64.invlpg_ns + AMD64.full_flush_ns)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_work_is_conserved_between_ops_and_contexts(arch, name):
+    spaces = random_batch(2, n_procs=15)
+    costs = teardown_costs(spaces, VARIANTS[name], ARCHS[arch], cores=24)
+    assert costs.op_ns.shape == (15, 9) and costs.ctx_ns.shape == (15, 3)
+    assert np.allclose(costs.op_ns.sum(axis=1), costs.ctx_ns.sum(axis=1))
+    assert np.all(costs.klock_ns <= costs.ctx_ns + 1e-9)
+    assert np.all(costs.pageq_ns <= costs.ctx_ns + 1e-9)
+    assert np.allclose(costs.klock_ns[:, C["exit_klock"]], costs.ctx_ns[:, C["exit_klock"]])
+    assert np.all(costs.klock_ns[:, C["exit"]] == 0)
+    for op, contexts in zip(OPS, VARIANTS[name].op_contexts, strict=True):
+        if not contexts and op != "X8":
+            assert np.all(costs.op_ns[:, X[op]] == 0), op
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_more_resident_pages_never_cost_less(arch, name):
+    base = random_batch(4, n_procs=12)
+    bigger = dataclasses.replace(
+        base, resident_pages=np.minimum(base.virtual_pages, base.resident_pages * 3 + 5)
+    )
+    low = teardown_costs(base, VARIANTS[name], ARCHS[arch], cores=16)
+    high = teardown_costs(bigger, VARIANTS[name], ARCHS[arch], cores=16)
+    assert np.all(high.op_ns >= low.op_ns - 1e-6)
+    assert np.all(high.ctx_ns >= low.ctx_ns - 1e-6)
+
+
+@pytest.mark.parametrize("op", ["X1", "X2", "X3", "X4", "X6", "X7"])
+def test_moving_an_op_between_contexts_conserves_total_work(op):
+    spaces = random_batch(6, n_procs=10)
+    base = VARIANTS["baseline"]
+    moved = _variant("baseline", **{op: "exit"})
+    a = teardown_costs(spaces, base, ARM64, cores=8)
+    b = teardown_costs(spaces, moved, ARM64, cores=8)
+    assert np.allclose(a.op_ns, b.op_ns)
+    assert np.allclose(a.total_ns, b.total_ns)
+    shift = a.op_ns[:, X[op]]
+    assert np.allclose(b.ctx_ns[:, C["exit"]], shift)
+    assert np.allclose(b.ctx_ns[:, C["reaper"]], a.ctx_ns[:, C["reaper"]] - shift)
+
+
+@pytest.mark.parametrize("op", ["X0", "X1", "X3", "X5", "X6", "X7"])
+def test_dropping_an_op_saves_exactly_its_cost(op):
+    spaces = random_batch(7, n_procs=10)
+    full = teardown_costs(spaces, VARIANTS["combined"], AMD64, cores=32)
+    dropped = teardown_costs(spaces, _variant("combined", **{op: "none"}), AMD64, cores=32)
+    assert np.allclose(full.total_ns - dropped.total_ns, full.op_ns[:, X[op]])
+    assert np.all(full.op_ns[:, X[op]] > 0)
+
+
+def test_pmap_purge_drops_x4_and_flushes_twice():
+    spaces = random_batch(8, n_procs=5)
+    uvm = teardown_costs(spaces, VARIANTS["uvm_purge"], ARM64, cores=80)
+    purge = teardown_costs(spaces, VARIANTS["pmap_purge"], ARM64, cores=80)
+    assert np.allclose(
+        uvm.total_ns - purge.total_ns,
+        uvm.op_ns[:, X["X4"]] - ARM64.asid_flushes * ARM64.asid_flush_ns,
+    )
+    assert np.allclose(purge.op_ns[:, X["X5"]], 2 * ARM64.asid_flushes * ARM64.asid_flush_ns)
+
+
+def test_zap_first_cost_grows_with_the_user_address_space():
+    spaces = random_batch(9, n_procs=4)
+    totals = []
+    for va_pages in (1 << 20, 1 << 24, 1 << 27, 1 << 30):
+        wider = dataclasses.replace(spaces, user_va_pages=np.full(4, va_pages))
+        costs = teardown_costs(wider, VARIANTS["zap_first"], ARM64, cores=8)
+        assert costs.page_lookups.tolist() == [va_pages] * 4
+        totals.append(costs.total_ns)
+    assert np.all(np.diff(np.stack(totals), axis=0) > 0)
+
+
+def test_broadcast_tlb_cost_grows_with_cores_amd64_with_threads():
+    spaces = random_batch(10, n_procs=4, threads=4)
+    arm = [
+        teardown_costs(spaces, VARIANTS["baseline"], ARM64, c).op_ns[:, X["X4"]] for c in (1, 8, 80)
+    ]
+    assert np.all(arm[0] < arm[1]) and np.all(arm[1] < arm[2])
+    amd = [
+        teardown_costs(spaces, VARIANTS["baseline"], AMD64, c).op_ns[:, X["X4"]]
+        for c in (1, 2, 4, 64)
+    ]
+    assert np.all(amd[0] < amd[1]) and np.all(amd[1] < amd[2])
+    assert np.allclose(amd[2], amd[3])  # at most threads - 1 remote CPUs
+
+
+def test_notify_from_exit_moves_the_kernel_lock_part():
+    spaces = random_batch(11, n_procs=3)
+    combined = teardown_costs(spaces, VARIANTS["combined"], ARM64, cores=8)
+    rip = teardown_costs(spaces, VARIANTS["rip_reaper"], ARM64, cores=8)
+    assert rip.notify_from_exit and not combined.notify_from_exit
+    assert np.allclose(rip.total_ns, combined.total_ns)
+    assert np.allclose(combined.klock_ns[:, C["reaper"]], ARM64.notify_ns)
+    assert np.all(rip.klock_ns[:, C["reaper"]] == 0)
+    assert np.allclose(
+        rip.klock_ns[:, C["exit_klock"]], combined.klock_ns[:, C["exit_klock"]] + ARM64.notify_ns
+    )
+
+
+def test_linux_fullmm_overrides_the_pte_cost():
+    spaces = random_batch(12, n_procs=3)
+    costs = teardown_costs(spaces, VARIANTS["linux_fullmm"], AMD64, cores=8)
+    assert np.allclose(costs.op_ns[:, X["X3"]], spaces.resident_pages_per_proc * 110.0)
+    assert np.all(costs.ctx_ns[:, C["reaper"]] == 0)
+
+
+def test_exact_tables_can_replace_the_expected_ones():
+    spaces = random_batch(13, n_procs=5, placement_weights=(0.0, 1.0, 0.0))
+    tables = table_counts_exact(spaces, np.random.default_rng(0))
+    costs = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8, tables=tables)
+    assert costs.ptp_freed.tolist() == tables.sum(axis=1).tolist()
+    expected_path = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    assert np.allclose(expected_path.total_ns, costs.total_ns, rtol=0.01)
+
+
+def test_processes_without_entries_pay_only_fixed_parts():
+    spaces = AddressSpaces(
+        entry_proc=[1],
+        start_vpn=[0],
+        virtual_pages=[10],
+        resident_pages=[10],
+        is_anon=[True],
+        sharers=[1],
+        placement=[PLACEMENT_UNIFORM],
+        threads=[1, 1],
+        user_va_pages=[1 << 27, 1 << 27],
+    )
+    costs = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    assert costs.op_ns[0].tolist() == [10_000.0, 0, 0, 0, 0, 400.0, 0, 0, 5_000.0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"cores": 0}, "cores: expected an int >= 1"),
+        ({"cores": 2.5}, "cores: expected an int >= 1"),
+        ({"cores": 4, "tables": np.zeros((2, 4))}, "tables: expected shape (1, 4)"),
+        ({"cores": 4, "tables": -np.ones((1, 4))}, "tables: counts must be >= 0"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        teardown_costs(single_entry(10, 5), VARIANTS["baseline"], ARM64, **kwargs)
+
+
+def test_same_inputs_same_bits():
+    spaces = random_batch(14, n_procs=6)
+    a = teardown_costs(spaces, VARIANTS["pmap_purge"], AMD64, cores=12)
+    b = teardown_costs(random_batch(14, n_procs=6), VARIANTS["pmap_purge"], AMD64, cores=12)
+    for f in dataclasses.fields(a):
+        assert np.array_equal(getattr(a, f.name), getattr(b, f.name))

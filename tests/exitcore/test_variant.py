@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from exitcore.result import OPS
+from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+
+CONF = Path(__file__).resolve().parents[2] / "conf" / "variant"
+
+# DESIGN.md section 3, transcribed: ops per context (X5 twice in pmap_purge).
+DESIGN_TABLE = {
+    "baseline": ({}, {"X0"}, {"X1", "X2", "X3", "X4", "X5", "X6", "X7", "X8"}, "reaper"),
+    "uvm_purge": ({"X1", "X2", "X3", "X4", "X6"}, {"X0"}, {"X5", "X7", "X8"}, "reaper"),
+    "pmap_purge": ({"X1", "X2", "X3", "X5", "X6"}, {"X0"}, {"X5", "X7", "X8"}, "reaper"),
+    "pmap_deactivate": (set(), {"X0", "X3", "X5", "X7"}, {"X1", "X6", "X8"}, "reaper"),
+    "combined": ({"X1", "X3", "X5", "X6", "X7"}, {"X0"}, {"X8"}, "reaper"),
+    "rip_reaper": ({"X1", "X3", "X5", "X6", "X7"}, {"X0"}, {"X8"}, "exit"),
+    "linux_fullmm": ({"X0", "X1", "X3", "X5", "X6", "X7", "X8"}, set(), set(), "exit"),
+    "zap_first": ({"X1", "X2", "X3", "X4", "X6"}, {"X0"}, {"X5", "X7", "X8"}, "reaper"),
+}
+
+
+def test_eight_builtins_parse_and_round_trip():
+    assert set(VARIANTS) == set(DESIGN_TABLE)
+    for name, variant in VARIANTS.items():
+        assert variant.name == name
+        assert Variant.from_dict(variant.to_dict()) == variant
+        assert Variant.from_dict(BUILTIN_VARIANTS[name]) == variant
+
+
+@pytest.mark.parametrize("name", sorted(DESIGN_TABLE))
+def test_builtins_follow_the_design_table(name):
+    exit_ops, klock_ops, reaper_ops, notify = DESIGN_TABLE[name]
+    variant = VARIANTS[name]
+    for ctx, ops in (("exit", exit_ops), ("exit_klock", klock_ops), ("reaper", reaper_ops)):
+        assert {op for op in OPS if ctx in variant.contexts_of(op)} == set(ops), ctx
+    assert variant.notify == notify
+    assert variant.notify_from_exit == (notify == "exit")
+
+
+def test_flags_of_the_builtins():
+    assert [n for n, v in VARIANTS.items() if v.walk == "sparse"] == [
+        "pmap_deactivate",
+        "combined",
+        "rip_reaper",
+        "linux_fullmm",
+    ]
+    assert VARIANTS["zap_first"].walk == "full_user_va"
+    assert {n for n, v in VARIANTS.items() if v.tlb_flush == "per_page"} == {
+        "baseline",
+        "uvm_purge",
+        "zap_first",
+    }
+    assert VARIANTS["linux_fullmm"].pte_ns == 110.0
+    assert VARIANTS["pmap_purge"].contexts_of("X5") == ("exit", "reaper")
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_VARIANTS))
+def test_yaml_files_mirror_the_builtins(name):
+    assert yaml.safe_load((CONF / f"{name}.yaml").read_text()) == BUILTIN_VARIANTS[name]
+
+
+def test_a_ninth_variant_is_just_data():
+    d = dict(BUILTIN_VARIANTS["combined"], name="combined_klock")
+    d["ops"] = dict(d["ops"], X7="exit_klock")
+    variant = Variant.from_dict(d)
+    assert variant.contexts_of("X7") == ("exit_klock",)
+
+
+def _with(**changes):
+    d = {**BUILTIN_VARIANTS["baseline"], **changes}
+    return d
+
+
+@pytest.mark.parametrize(
+    ("d", "message"),
+    [
+        (
+            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X9": "exit"}),
+            "ops: unknown operation 'X9'; allowed: ['X0'",
+        ),
+        (
+            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X3": "kernel"}),
+            "ops.X3: 'kernel' is not one of ['exit', 'exit_klock', 'reaper', 'none']",
+        ),
+        (
+            _with(ops={k: v for k, v in BUILTIN_VARIANTS["baseline"]["ops"].items() if k != "X8"}),
+            "ops.X8: missing",
+        ),
+        (_with(notify="parent"), "notify: 'parent' is not one of ['exit', 'reaper']"),
+        (_with(tlb_flush="lazy"), "tlb_flush: 'lazy' is not one of ['per_page', 'asid']"),
+        (_with(walk="skip"), "walk: 'skip' is not one of"),
+        (_with(tlb_flush="asid"), "tlb_flush: 'per_page' needs X4 in a context"),
+        (_with(walk="sparse"), "walk: 'sparse' needs X2: none"),
+        (_with(pte_ns=-3.0), "pte_ns: expected null or a number >= 0"),
+        (_with(colour="red"), "colour: unknown variant field; allowed:"),
+        ({"ops": {}}, "name: missing"),
+    ],
+)
+def test_bad_variants_raise_naming_the_field(d, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Variant.from_dict(d)
