@@ -9,9 +9,12 @@ Definitions (they are also printed in ``report.md``):
 * **Mean and 95 % interval** across seeds: the sample mean and the Student-t interval on it,
   ``mean +/- t(0.975, n-1) * sd / sqrt(n)`` with ``sd`` the sample standard deviation; null when
   fewer than two seeds.
-* **Speedup** ``S(c) = W(c0) / W(c)`` with ``W`` the mean wall time and ``c0`` the smallest core
-  count of the curve; **efficiency** ``S(c) / (c / c0)``.
 * **Throughput** ``X(c)``: mean exits per second.
+* **Speedup** ``S(c) = X(c) / X(c0)`` with ``c0`` the smallest core count of the curve;
+  **efficiency** ``S(c) / (c / c0)``. Throughput rather than wall time, so that the definition
+  holds for mixes whose work grows with cores (``fork_exit``: a loop per slot) as well as for
+  fixed work (``kernel_build``: there ``X(c) / X(c0) = W(c0) / W(c)``, the wall-time speedup,
+  which the curves also carry as ``wall_speedup``).
 * **What-if**: a curve point whose core count exceeds the machine's hardware threads (any seed's
   ``is_what_if``); figures shade that range.
 * **Against baseline**, at the same (machine, mix, cores): ``wall_ratio = W / W_baseline`` and
@@ -245,7 +248,8 @@ def add_scaling(agg: pl.DataFrame) -> pl.DataFrame:
     wall, thr = pl.col("wall_s_mean"), pl.col("exits_per_s_mean")
     cores = pl.col("cores").cast(pl.Float64)
     df = agg.sort(list(POINT_KEYS)).with_columns(
-        (wall.first().over(curve) / wall).alias("speedup"),
+        (thr / thr.first().over(curve)).alias("speedup"),
+        (wall.first().over(curve) / wall).alias("wall_speedup"),
         (cores / cores.first().over(curve)).alias("_core_ratio"),
         ((thr.shift(-1).over(curve) - thr) / thr).alias("_gain"),
         ((cores.shift(-1).over(curve) - cores) / cores).alias("_step"),

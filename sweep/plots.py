@@ -202,7 +202,7 @@ def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
     ax_sp.set_xscale("log", base=2)
     _log_y(ax_sp, base=2)
     _shade_what_if(ax_sp, group)
-    ax_sp.set_ylabel("speedup vs smallest core count [x]")
+    ax_sp.set_ylabel("throughput speedup vs smallest core count [x]")
     _core_axis(ax_sp, cores)
     return fig
 

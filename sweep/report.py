@@ -60,8 +60,9 @@ def definitions() -> list[str]:
     pct = round(100 * CONFIDENCE)
     return [
         f"Values are means over seeds; figures show the {pct} % Student-t interval on the mean.",
-        "speedup = W(c0) / W(c), W the mean wall time, c0 the smallest core count of the curve; "
-        "efficiency = speedup / (c / c0); @max = at the curve's largest core count.",
+        "speedup = X(c) / X(c0), X the mean exits per second, c0 the smallest core count of the "
+        "curve (for a fixed amount of work, as in kernel_build, this is the wall-time speedup "
+        "W(c0) / W(c)); efficiency = speedup / (c / c0); @max = at the curve's largest core count.",
         "gain vs baseline = X / X_baseline, X the mean exits per second, at the same machine, "
         "mix and core count (above 1: the variant is faster).",
         "knee = the smallest core count c_i whose step to the next grid point has marginal "

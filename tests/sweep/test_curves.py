@@ -77,6 +77,19 @@ def test_speedup_and_efficiency_against_smallest_cores(tmp_path):
     assert curves["cores"].to_list() == [2, 4, 8]
     assert curves["speedup"].to_list() == pytest.approx([1.0, 100 / 60, 2.5])
     assert curves["efficiency"].to_list() == pytest.approx([1.0, 100 / 60 / 2, 2.5 / 4])
+    assert curves["wall_speedup"].to_list() == pytest.approx([1.0, 100 / 60, 2.5])
+
+
+def test_speedup_is_throughput_based_when_work_grows_with_cores(tmp_path):
+    # fork_exit-like: each core runs the same loop, so wall time stays put while exits grow.
+    rows = [
+        syn.point_row("m", "x", "baseline", c, 0, wall_s=10.0, exits=100 * c, exits_per_s=10.0 * c)
+        for c in [1, 2, 4]
+    ]
+    curves = _curves(tmp_path, rows)
+    assert curves["speedup"].to_list() == pytest.approx([1.0, 2.0, 4.0])
+    assert curves["efficiency"].to_list() == pytest.approx([1.0, 1.0, 1.0])
+    assert curves["wall_speedup"].to_list() == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_variants_against_baseline_at_same_point(tmp_path):
