@@ -11,10 +11,11 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import matplotlib
 import polars as pl
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -40,7 +41,7 @@ _PALETTE: Final[tuple[str, ...]] = (
     "#17becf",
 )
 _MARKERS: Final[str] = "osD^v<>phX*"
-_RC: Final[dict[str, object]] = {
+_RC: Final[dict[str, Any]] = {
     "svg.hashsalt": "exitsweep",  # stable SVG ids: same curves, same bytes
     "svg.fonttype": "none",
     "font.size": 9,
@@ -149,7 +150,7 @@ def _plot_metric(
 
 
 def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> None:
-    handles = [
+    handles: list[Artist] = [
         Line2D([], [], color=style[v][0], marker=style[v][1], markersize=4, label=v)
         for v in ordered_variants(group["variant"].unique().to_list())
     ]
@@ -240,9 +241,9 @@ def _latency(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
 
 
 def _breakdown(group: pl.DataFrame, cores: int) -> Figure:
-    at = group.filter(pl.col("cores") == cores)
-    variants = ordered_variants(at["variant"].unique().to_list())
-    at = {v: at.filter(pl.col("variant") == v).row(0, named=True) for v in variants}
+    rows = group.filter(pl.col("cores") == cores)
+    variants = ordered_variants(rows["variant"].unique().to_list())
+    at = {v: rows.filter(pl.col("variant") == v).row(0, named=True) for v in variants}
     fig = Figure(figsize=(12, 4.0))
     fig.subplots_adjust(left=0.06, right=0.85, bottom=0.24, top=0.86, wspace=0.4)
     ax_op, ax_ctx = fig.subplots(1, 2, sharey=True)
@@ -290,7 +291,7 @@ def render_figures(
     groups = sorted(((str(m), str(x)), g) for (m, x), g in curves.group_by(["machine", "mix"]))
     # Check the breakdown core count everywhere before drawing anything.
     cores_by_group = {key: breakdown_cores_for(g, breakdown_cores) for key, g in groups}
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         for (machine, mix), group in groups:
             cores = cores_by_group[(machine, mix)]
             figs = {
