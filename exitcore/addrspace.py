@@ -41,7 +41,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class AddressSpaces:
     """Map entries of ``n_procs`` processes (structure of arrays, ``E`` entries).
 
@@ -182,19 +182,26 @@ class AddressSpaces:
         return np.diff(self.proc_offsets)
 
     @cached_property
+    def _page_totals(self) -> IntArray:
+        """int64[3, P]: virtual, resident and anonymous resident pages, in one pass."""
+        return _page_totals(
+            self.entry_proc, self.virtual_pages, self.resident_pages, self.is_anon, self.n_procs
+        )
+
+    @property
     def virtual_pages_per_proc(self) -> IntArray:
         """int64[P]: virtual pages mapped by each process (``V``)."""
-        return self.per_proc_sum(self.virtual_pages)
+        return self._page_totals[0]
 
-    @cached_property
+    @property
     def resident_pages_per_proc(self) -> IntArray:
         """int64[P]: resident pages of each process (``R``)."""
-        return self.per_proc_sum(self.resident_pages)
+        return self._page_totals[1]
 
-    @cached_property
+    @property
     def anon_resident_pages_per_proc(self) -> IntArray:
         """int64[P]: anonymous resident pages of each process (``Ra``)."""
-        return self.per_proc_sum(np.where(self.is_anon, self.resident_pages, 0))
+        return self._page_totals[2]
 
     def per_proc_sum(self, values: npt.ArrayLike) -> Any:
         """Sum an ``[E]`` array per process: ``[P]``, same dtype, 0 where a process has no entry."""
@@ -402,6 +409,24 @@ class AddressSpaces:
             np.asarray(self.cluster_pages, dtype=np.int64),
         )
         return np.repeat(self.entry_proc, self.resident_pages), vpns
+
+
+@njit(cache=True)
+def _page_totals(
+    entry_proc: IntArray,
+    virtual_pages: IntArray,
+    resident_pages: IntArray,
+    is_anon: npt.NDArray[np.bool_],
+    n_procs: int,
+) -> IntArray:  # pragma: no cover - compiled
+    totals = np.zeros((3, n_procs), dtype=np.int64)
+    for i in range(entry_proc.shape[0]):
+        p = entry_proc[i]
+        totals[0, p] += virtual_pages[i]
+        totals[1, p] += resident_pages[i]
+        if is_anon[i]:
+            totals[2, p] += resident_pages[i]
+    return totals
 
 
 @njit(cache=True)

@@ -30,6 +30,8 @@ from exitcore.addrspace import (
 LEVELS: Final = 4
 TABLE_BITS: Final = 9
 """log2(512): entries per table."""
+_CERTAIN: Final = 40.0
+"""-log of a probability treated as 0 (exp(-40) < 1e-17)."""
 _PROC_SHIFT: Final = 36
 """Virtual page numbers are < 2**36; a process index above them makes keys unique per process."""
 
@@ -118,15 +120,29 @@ def table_counts_expected(spaces: AddressSpaces) -> npt.NDArray[np.float64]:
 
 
 @njit(cache=True)
-def _log_empty(population: Any, picks: Any, window: Any) -> Any:  # pragma: no cover
-    """log P(a window of ``window`` of ``population`` holds none of ``picks`` distinct picks)."""
+def _p_empty(population: Any, picks: Any, window: Any) -> Any:  # pragma: no cover - compiled
+    """P(a window of ``window`` of ``population`` holds none of ``picks`` distinct picks)."""
     if picks + window > population:
-        return -np.inf
+        return 0.0
     small = min(picks, window)
     if small == 0:
-        return 0.0
+        return 1.0
     large = max(picks, window)
-    return small * np.log1p(-large / (population - (small - 1) / 2))
+    if small * large > _CERTAIN * population:
+        return 0.0  # below (1 - x)**k <= exp(-k x) < exp(-_CERTAIN)
+    fraction = large / (population - (small - 1) / 2)
+    if small > 64:
+        return np.exp(small * np.log1p(-fraction))
+    # Small integer power by squaring: a few multiplications instead of a log and an exp.
+    base = 1.0 - fraction
+    result = 1.0
+    k = small
+    while k > 0:
+        if k & 1:
+            result *= base
+        base *= base
+        k >>= 1
+    return result
 
 
 @njit(cache=True)
@@ -140,10 +156,10 @@ def _expected_kernel(
     n_procs: int,
 ) -> npt.NDArray[np.float64]:  # pragma: no cover - compiled
     counts = np.zeros((n_procs, LEVELS - 1), dtype=np.float64)
-    # Per level, the table being accumulated: its process, index and log P(all sharers empty).
+    # Per level, the table being accumulated: its process, index and P(all sharers empty).
     open_proc = np.full(LEVELS - 1, -1, dtype=np.int64)
     open_table = np.full(LEVELS - 1, -1, dtype=np.int64)
-    open_log_empty = np.zeros(LEVELS - 1, dtype=np.float64)
+    open_empty = np.ones(LEVELS - 1, dtype=np.float64)
     for i in range(entry_proc.shape[0]):
         r = resident_pages[i]
         if r == 0:
@@ -164,8 +180,8 @@ def _expected_kernel(
             shift = TABLE_BITS * (level + 1)
             first_table = s >> shift
             last_table = (s + v - 1) >> shift
-            head_log_empty = -np.inf
-            tail_log_empty = 0.0
+            head_empty = 0.0
+            tail_empty = 1.0
             if last_table > first_table:
                 table_pages = np.int64(1) << shift
                 head = ((first_table + 1) << shift) - s
@@ -174,38 +190,38 @@ def _expected_kernel(
                 whole = 0.0
                 if dense:
                     if v - tail < r:
-                        tail_log_empty = -np.inf
+                        tail_empty = 0.0
                     reach = (r - head + table_pages - 1) >> shift
                     whole = float(min(max(reach, 0), between))
                 elif c == 1:
-                    head_log_empty = _log_empty(v, r, head)
-                    tail_log_empty = _log_empty(v, r, tail)
+                    head_empty = _p_empty(v, r, head)
+                    tail_empty = _p_empty(v, r, tail)
                     if between > 0:
-                        whole = -between * np.expm1(_log_empty(v, r, table_pages))
+                        whole = between * (1.0 - _p_empty(v, r, table_pages))
                 else:
                     head_slots = min((head + c - 1) // c, n_slots)
                     tail_slots = max(n_slots - (v - tail) // c, 0)
-                    head_log_empty = _log_empty(n_slots, runs, head_slots)
-                    tail_log_empty = _log_empty(n_slots, runs, tail_slots)
+                    head_empty = _p_empty(n_slots, runs, head_slots)
+                    tail_empty = _p_empty(n_slots, runs, tail_slots)
                     if between > 0:
                         whole_slots = min((head + table_pages + c - 1) // c - head // c, n_slots)
-                        whole = -between * np.expm1(_log_empty(n_slots, runs, whole_slots))
+                        whole = between * (1.0 - _p_empty(n_slots, runs, whole_slots))
                 counts[p, level] += whole
             # The entry's first table, then its last (the same one when it does not span).
             if p == open_proc[level] and first_table == open_table[level]:
-                open_log_empty[level] += head_log_empty
+                open_empty[level] *= head_empty
             else:
                 if open_proc[level] >= 0:
-                    counts[open_proc[level], level] -= np.expm1(open_log_empty[level])
+                    counts[open_proc[level], level] += 1.0 - open_empty[level]
                 open_proc[level] = p
                 open_table[level] = first_table
-                open_log_empty[level] = head_log_empty
+                open_empty[level] = head_empty
             if last_table == first_table:
                 continue
-            counts[p, level] -= np.expm1(open_log_empty[level])
+            counts[p, level] += 1.0 - open_empty[level]
             open_table[level] = last_table
-            open_log_empty[level] = tail_log_empty
+            open_empty[level] = tail_empty
     for level in range(LEVELS - 1):
         if open_proc[level] >= 0:
-            counts[open_proc[level], level] -= np.expm1(open_log_empty[level])
+            counts[open_proc[level], level] += 1.0 - open_empty[level]
     return counts

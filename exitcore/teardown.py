@@ -28,7 +28,7 @@ _OP: Final = {op: i for i, op in enumerate(OPS)}
 _CTX: Final = {ctx: i for i, ctx in enumerate(CONTEXTS)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compare fields explicitly
 class TeardownCosts:
     """Teardown cost of ``P`` processes (nanoseconds as float64, counts as int64).
 
