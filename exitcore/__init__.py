@@ -6,8 +6,11 @@ Polars or plotting here.
 
 from exitcore.addrspace import PLACEMENTS, AddressSpaces
 from exitcore.arch import AMD64, ARCHS, ARM64, ArchProfile
+from exitcore.machine import BUILTIN_MACHINES, MachineProfile
+from exitcore.mix import BUILTIN_MIXES, MixParams, Workload, generate
 from exitcore.pagetable import table_counts_exact, table_counts_expected
 from exitcore.result import CONTEXTS, METRIC_FIELDS, OPS, PointResult
+from exitcore.simulate import PointParams, simulate
 from exitcore.teardown import TeardownCosts, teardown_costs
 from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
 
@@ -33,4 +36,12 @@ __all__ = [
     "table_counts_exact",
     "table_counts_expected",
     "teardown_costs",
+    "BUILTIN_MACHINES",
+    "BUILTIN_MIXES",
+    "MachineProfile",
+    "MixParams",
+    "PointParams",
+    "Workload",
+    "generate",
+    "simulate",
 ]

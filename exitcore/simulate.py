@@ -6,7 +6,8 @@ segments and runs the event loop (:mod:`exitcore.engine`).
 
 Segments of one process, in order: ``pieces`` times ``[blocked, user, sys, sys under KERNEL_LOCK,
 sys under the page-queue lock]`` (the mix's non-exit times, divided by the machine's
-``cpu_speed``; blocked time multiplied by ``blocked_scale``), then the exit: the ``exit``
+``cpu_speed``, system times by ``kernel_speed``; blocked time multiplied by
+``blocked_scale``), then the exit: the ``exit``
 context's work without lock, its page-queue part, then the ``exit_klock`` context under
 KERNEL_LOCK (when the variant notifies from exit, the parent is woken at the end of it). The
 reaper job: the ``reaper`` context's unlocked work, its page-queue part, then its KERNEL_LOCK part
@@ -37,6 +38,7 @@ from exitcore import engine
 from exitcore.machine import MachineProfile
 from exitcore.mix import MixParams, Workload, generate
 from exitcore.result import OPS, PointResult
+from exitcore.teardown import teardown_costs
 from exitcore.variant import Variant
 
 _NS = 1e-9
@@ -48,16 +50,35 @@ _REAPER_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
 class CostsLike(Protocol):
     """The part of :class:`exitcore.teardown.TeardownCosts` the machine consumes."""
 
-    op_ns: npt.NDArray[np.float64]
-    ctx_ns: npt.NDArray[np.float64]
-    klock_ns: npt.NDArray[np.float64]
-    pageq_ns: npt.NDArray[np.float64]
-    page_lookups: npt.NDArray[np.int64]
-    tlb_invalidations: npt.NDArray[np.int64]
-    ptes_removed: npt.NDArray[np.int64]
-    pages_freed: npt.NDArray[np.int64]
-    ptp_freed: npt.NDArray[np.int64]
-    resident_mb: npt.NDArray[np.float64]
+    @property
+    def op_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def ctx_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def klock_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def pageq_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def page_lookups(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def tlb_invalidations(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def ptes_removed(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def pages_freed(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def ptp_freed(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def resident_mb(self) -> npt.NDArray[Any]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,18 +135,23 @@ def _csr(work: npt.NDArray[np.float64], kinds: npt.NDArray[np.int8]) -> tuple[An
 
 
 def build_segments(
-    workload: Workload, costs: CostsLike, cpu_speed: float, blocked_scale: float
+    workload: Workload,
+    costs: CostsLike,
+    cpu_speed: float = 1.0,
+    blocked_scale: float = 1.0,
+    kernel_speed: float = 1.0,
 ) -> Segments:
     """Lay every process out as segments (module docstring), vectorized over processes."""
     k = workload.pieces
     scale = 1e9 / cpu_speed
+    kscale = 1e9 / kernel_speed
     piece = np.stack(
         [
             workload.blocked_s * (1e9 * blocked_scale),
             workload.user_s * scale,
-            workload.sys_s * scale,
-            workload.klock_s * scale,
-            workload.pageq_s * scale,
+            workload.sys_s * kscale,
+            workload.klock_s * kscale,
+            workload.pageq_s * kscale,
         ],
         axis=1,
     ) / float(k)
@@ -159,11 +185,35 @@ def _max_overlap(
     return float(max(running.max(initial=0.0), 0.0))
 
 
-def teardown_for(workload: Workload, variant: Variant, machine: MachineProfile, cores: int) -> Any:
-    """Price every process's teardown with the per-process model of :mod:`exitcore.teardown`."""
-    from exitcore.teardown_adapter import workload_costs
+@dataclass(frozen=True, slots=True)
+class ProcessCosts:
+    """Teardown costs per process (rows of the priced address spaces, gathered)."""
 
-    return workload_costs(workload, variant, machine.arch_profile(), cores)
+    op_ns: npt.NDArray[np.float64]
+    ctx_ns: npt.NDArray[np.float64]
+    klock_ns: npt.NDArray[np.float64]
+    pageq_ns: npt.NDArray[np.float64]
+    page_lookups: npt.NDArray[np.int64]
+    tlb_invalidations: npt.NDArray[np.int64]
+    ptes_removed: npt.NDArray[np.int64]
+    pages_freed: npt.NDArray[np.int64]
+    ptp_freed: npt.NDArray[np.int64]
+    resident_mb: npt.NDArray[np.float64]
+
+
+def teardown_for(
+    workload: Workload, variant: Variant, machine: MachineProfile, cores: int
+) -> ProcessCosts:
+    """Price each drawn address space (:func:`exitcore.teardown.teardown_costs`, expected
+    page-table path) and give every process the costs of its own space."""
+    per_space = teardown_costs(workload.spaces, variant, machine.arch_profile(), cores)
+    idx = workload.space_of
+    return ProcessCosts(
+        **{
+            name: np.asarray(getattr(per_space, name))[idx]
+            for name in ProcessCosts.__dataclass_fields__
+        }
+    )
 
 
 def simulate(params: PointParams, rng: np.random.Generator) -> PointResult:
@@ -193,7 +243,9 @@ def run_point(
     cores: int,
 ) -> PointResult:
     """Run the engine on a priced workload and reduce it to a :class:`PointResult`."""
-    segs = build_segments(workload, costs, machine.cpu_speed, machine.blocked_scale)
+    segs = build_segments(
+        workload, costs, machine.cpu_speed, machine.blocked_scale, machine.kernel_speed
+    )
     run = engine.run(
         machine.siblings(cores),
         machine.smt_speed,
@@ -271,6 +323,7 @@ def reduce_run(
     }
     for i, op in enumerate(OPS):
         fields[f"op_{op.lower()}_s"] = float(op_s[i])
-    return PointResult(
-        **{k: (float(v) if isinstance(v, np.floating) else v) for k, v in fields.items()}
-    )
+    clean: dict[str, Any] = {
+        k: (float(v) if isinstance(v, np.floating) else v) for k, v in fields.items()
+    }
+    return PointResult(**clean)
