@@ -257,7 +257,8 @@ class AddressSpaces:
         file_sharers : int[P]
             ``m`` of the file-backed entries (anonymous entries get 1).
         threads, user_va_pages : int[P]
-            Copied to the result. The default user VA is 512 GiB (``1 << 27`` pages).
+            Copied to the result. The default user VA, 512 GiB (``1 << 27`` pages), is OpenBSD
+            arm64's (USER_SPACE_BITS 39); OpenBSD amd64's is about 128 TiB (``1 << 35``).
         size_sigma : float
             Entry sizes are ``virtual_pages`` split in proportion to lognormal(0, size_sigma)
             weights (a few big entries, many small ones); every entry gets >= 1 page.

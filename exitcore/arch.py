@@ -52,6 +52,9 @@ class ArchProfile:
     proc_free_ns, notify_ns : float
         X8, freeing kernel stack and proc (per thread), and notifying the parent (under
         KERNEL_LOCK).
+    table_levels : int
+        Page-table levels of a user pmap (1-4): X7 frees the tables of the lowest
+        ``table_levels`` columns of :mod:`exitcore.pagetable`'s counts.
     """
 
     name: str
@@ -76,6 +79,7 @@ class ArchProfile:
     ptp_free_ns: float
     proc_free_ns: float
     notify_ns: float
+    table_levels: int = 4
 
     def __post_init__(self) -> None:
         if self.tlb_model not in TLB_MODELS:
@@ -88,6 +92,8 @@ class ArchProfile:
                 raise ValueError(f"{f.name}: expected a number >= 0, got {value!r}")
             if not value >= 0:
                 raise ValueError(f"{f.name}: must be >= 0, got {value!r}")
+        if self.table_levels not in (1, 2, 3, 4):
+            raise ValueError(f"table_levels: must be 1, 2, 3 or 4, got {self.table_levels!r}")
         for f_name in ("walk_step_pages", "tlbi_per_page", "full_flush_range_pages"):
             value = getattr(self, f_name)
             if int(value) != value or value < 1:
@@ -162,8 +168,11 @@ ARM64: Final = ArchProfile(
     ptp_free_ns=600.0,  # (estimate) DESIGN.md section 2
     proc_free_ns=3_000.0,  # (estimate) DESIGN.md section 2, charged per thread
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
+    # (derived) OpenBSD arm64 USER_SPACE_BITS is 39: a user pmap is L1 (the root, 512 GiB),
+    # L2 and L3 tables; there is no table above the 512 GiB level.
+    table_levels=3,
 )
-"""Apple M1/M2 and Ampere Altra class: 4 KiB pages, 4-level tables, broadcast TLBI."""
+"""Apple M1/M2 and Ampere Altra class: 4 KiB pages, 3-level user tables, broadcast TLBI."""
 
 AMD64: Final = ArchProfile(
     name="amd64",
@@ -188,6 +197,7 @@ AMD64: Final = ArchProfile(
     ptp_free_ns=600.0,  # (estimate) DESIGN.md section 2
     proc_free_ns=3_000.0,  # (estimate) DESIGN.md section 2, charged per thread
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
+    table_levels=4,  # (derived) 48-bit user VA: PML4, PDPT, PD and PT pages
 )
 """Ryzen and EPYC class: 4-level tables, PV-list scan, IPI shootdowns."""
 

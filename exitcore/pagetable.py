@@ -86,14 +86,14 @@ def table_counts_expected(spaces: AddressSpaces) -> npt.NDArray[np.float64]:
               = \\prod_{i=0}^{k'-1} \\frac{N - o - i}{N - i}
               \\approx \\left(1 - \\frac{o}{N - (k' - 1)/2}\\right)^{k'},
 
-    with ``k' = min(k, w)``, ``o = max(k, w)`` (midpoint rule; exactly 0 when ``k + w > N``).
-    Dense entries are deterministic, and so is an entry lying inside one table. Whole tables
-    belong to one entry alone; a boundary table can be shared by neighbouring entries of the
-    same process (entries are sorted and disjoint, so sharers are adjacent) and is empty only
-    if every sharer leaves it empty: their ``log P_0`` add up. Placements of different entries
-    are independent.
+    with ``k' = min(k, w)``, ``o = max(k, w)`` (midpoint rule; exactly 0 when ``k + w > N``,
+    taken as 0 below ``exp(-40)``). Dense entries are deterministic, and so is an entry lying
+    inside one table. Whole tables belong to one entry alone; a boundary table can be shared
+    by neighbouring entries of the same process (entries are sorted and disjoint, so sharers
+    are adjacent) and is empty only if every sharer leaves it empty: their ``P_0`` multiply.
+    Placements of different entries are independent.
 
-    One compiled pass per level over the entries; no per-page arrays.
+    One compiled pass over the entries for all levels; no per-page arrays.
 
     Examples
     --------

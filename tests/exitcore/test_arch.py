@@ -28,6 +28,8 @@ def test_design_defaults_that_stand():
     assert ARM64.page_free_pageq_ns == 40
     assert ARM64.ptp_free_ns == 600
     assert ARM64.proc_free_ns == 3_000 and ARM64.notify_ns == 2_000
+    # OpenBSD arm64 user space is 39 bits (3 levels); amd64 has 4
+    assert ARM64.table_levels == 3 and AMD64.table_levels == 4
 
 
 def test_broadcast_tlbi_gets_three_times_dearer_from_8_to_100_cores():
@@ -69,6 +71,7 @@ def test_with_overrides_and_from_dict():
         (lambda: ARM64.with_overrides(tlb_model="mesh"), "tlb_model: 'mesh' is not one of"),
         (lambda: ARM64.with_overrides(walk_step_pages=0), "walk_step_pages: must be an integer"),
         (lambda: ArchProfile.from_dict({"base": "riscv"}), "base: 'riscv' is not one of"),
+        (lambda: ARM64.with_overrides(table_levels=5), "table_levels: must be 1, 2, 3 or 4"),
         (lambda: ArchProfile.from_dict({"name": "x"}), "exit_prologue_ns: missing"),
         (
             lambda: ARM64.with_overrides(page_free_pageq_ns=1e6),
