@@ -71,7 +71,9 @@ def definitions() -> list[str]:
         "'none' if every step helps within the grid.",
         "bottleneck = the resource saturated at the knee: reaper or kernel_lock when its "
         f"utilisation is >= {UTIL_SATURATED:g} (the higher of the two), else cpu when cpu_util "
-        f">= {UTIL_SATURATED:g}, else none (waiting, serial phases or latency bound the curve).",
+        f">= {UTIL_SATURATED:g}, else none (waiting, serial phases or latency bound the curve). "
+        "Utilisations are whole-run averages, serial phases included, hence a threshold below "
+        "an open queue's ~0.9.",
     ]
 
 

@@ -9,7 +9,13 @@ try:
 except ImportError:  # tests/ laid out as a package
     from tests.sweep import synthetic as syn
 
-from sweep.curves import KNEE_MARGINAL_EFFICIENCY, compute_curves, knee_of, summarize
+from sweep.curves import (
+    KNEE_MARGINAL_EFFICIENCY,
+    UTIL_SATURATED,
+    compute_curves,
+    knee_of,
+    summarize,
+)
 
 DOUBLING = [1, 2, 4, 8, 16, 32, 64, 128]
 ALTRA = [1, 8, 16, 32, 64, 80]
@@ -95,9 +101,13 @@ FLAT = [1.0, 2.0, 4.0, 4.0]  # knee at 4
         ((0.30, 0.92, 1.00), "kernel_lock"),
         ((0.91, 0.97, 1.00), "kernel_lock"),  # both saturated: the more utilised
         ((0.97, 0.91, 0.50), "reaper"),
+        ((0.97, 0.97, 0.50), "reaper"),  # a tie goes to the reaper
         ((0.20, 0.30, 0.95), "cpu"),
-        ((0.89, 0.89, 0.89), "none"),
-        ((0.90, 0.10, 0.10), "reaper"),  # threshold inclusive
+        ((0.50, 0.92, 0.95), "kernel_lock"),  # a saturated lock explains the busy CPUs
+        ((UTIL_SATURATED - 0.01,) * 3, "none"),
+        ((UTIL_SATURATED, 0.10, 0.10), "reaper"),  # threshold inclusive
+        ((0.10, UTIL_SATURATED, 0.10), "kernel_lock"),
+        ((0.10, 0.10, UTIL_SATURATED), "cpu"),
     ],
 )
 def test_bottleneck_attribution_at_the_knee(tmp_path, at_knee, expected):
