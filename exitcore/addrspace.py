@@ -174,18 +174,20 @@ class AddressSpaces:
     @cached_property
     def proc_offsets(self) -> IntArray:
         """int64[P+1]: entries of process ``p`` are rows ``proc_offsets[p]:proc_offsets[p+1]``."""
-        return np.searchsorted(self.entry_proc, np.arange(self.n_procs + 1)).astype(np.int64)
+        return _read_only(np.searchsorted(self.entry_proc, np.arange(self.n_procs + 1)))
 
     @cached_property
     def entries_per_proc(self) -> IntArray:
         """int64[P]: map entries of each process."""
-        return np.diff(self.proc_offsets)
+        return _read_only(np.diff(self.proc_offsets))
 
     @cached_property
     def _page_totals(self) -> IntArray:
         """int64[3, P]: virtual, resident and anonymous resident pages, in one pass."""
-        return _page_totals(
-            self.entry_proc, self.virtual_pages, self.resident_pages, self.is_anon, self.n_procs
+        return _read_only(
+            _page_totals(
+                self.entry_proc, self.virtual_pages, self.resident_pages, self.is_anon, self.n_procs
+            )
         )
 
     @property
@@ -493,6 +495,13 @@ def _materialize(
                     j += 1
         pos += r
     return vpns
+
+
+def _read_only(array: Any) -> Any:
+    """Cached per-process arrays are shared: nobody may write into them."""
+    array = np.asarray(array, dtype=np.int64)
+    array.setflags(write=False)
+    return array
 
 
 def _int_array(name: str, value: Any) -> Any:

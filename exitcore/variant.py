@@ -89,12 +89,12 @@ class Variant:
         # The flags win over the op table: a whole-ASID flush leaves no per-page flush to do,
         # a sparse walk no range walk. Normalizing here keeps `op_contexts` the single truth,
         # so a study-wide `tlb_flush: asid` or `walk: sparse` override works on any variant.
-        contexts = [tuple(c) for c in self.op_contexts]
+        normalized = [tuple(c) for c in self.op_contexts]
         if self.tlb_flush == "asid":
-            contexts[OPS.index("X4")] = ()
+            normalized[OPS.index("X4")] = ()
         if self.walk == "sparse":
-            contexts[OPS.index("X2")] = ()
-        object.__setattr__(self, "op_contexts", tuple(contexts))
+            normalized[OPS.index("X2")] = ()
+        object.__setattr__(self, "op_contexts", tuple(normalized))
         if self.pte_ns is not None and (
             isinstance(self.pte_ns, bool)
             or not isinstance(self.pte_ns, int | float)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import re
 
 import numpy as np
@@ -239,3 +240,13 @@ def test_same_inputs_same_bits():
     b = teardown_costs(random_batch(14, n_procs=6), VARIANTS["pmap_purge"], AMD64, cores=12)
     for f in dataclasses.fields(a):
         assert np.array_equal(getattr(a, f.name), getattr(b, f.name))
+
+
+def test_docstring_examples_run():
+    import exitcore.addrspace
+    import exitcore.pagetable
+    import exitcore.teardown
+
+    for module in (exitcore.addrspace, exitcore.pagetable, exitcore.teardown):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
