@@ -191,8 +191,8 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "rss_mb_max": 16384.0,
         "anon_frac_min": 0.9,
         "anon_frac_max": 1.0,
-        "va_mb_min": 8192.0,
-        "va_mb_max": 20480.0,
+        "va_mb_min": 16384.0,  # (estimate) the largest resident set fits its mapping
+        "va_mb_max": 24576.0,
         "map_entries_min": 200,
         "map_entries_max": 800,
         "threads": 8,

@@ -99,7 +99,9 @@ class Reference:
             dur = work / sp
             yield self.env.timeout(dur)
             lock.release(req)
-            hold_i, wait_i = (E.A_KL_HOLD, E.A_KL_WAIT) if kind == E.KL else (E.A_PQ_HOLD, E.A_PQ_WAIT)
+            hold_i, wait_i = (
+                (E.A_KL_HOLD, E.A_KL_WAIT) if kind == E.KL else (E.A_PQ_HOLD, E.A_PQ_WAIT)
+            )
             self.totals[hold_i] += dur
             self.totals[wait_i] += spin
             charged = dur + spin

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference_sim import reference_run
 
 from exitcore import engine as E
-from reference_sim import reference_run
 
 
 def random_workload(seed: int) -> dict:
@@ -59,9 +59,19 @@ def random_workload(seed: int) -> dict:
 
 def run_engine(w: dict) -> E.EngineRun:
     return E.run(
-        w["sibling"], w["smt_speed"], w["seg_ptr"], w["seg_kind"], w["seg_work"],
-        w["exit_first"], w["rseg_ptr"], w["rseg_kind"], w["rseg_work"], w["notify_from_exit"],
-        w["phase_ptr"], w["phase_slots"], w["n_reapers"],
+        w["sibling"],
+        w["smt_speed"],
+        w["seg_ptr"],
+        w["seg_kind"],
+        w["seg_work"],
+        w["exit_first"],
+        w["rseg_ptr"],
+        w["rseg_kind"],
+        w["rseg_work"],
+        w["notify_from_exit"],
+        w["phase_ptr"],
+        w["phase_slots"],
+        w["n_reapers"],
     )
 
 

@@ -1,0 +1,183 @@
+"""The event loop on hand-built workloads whose timings follow from first principles."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exitcore import engine as E
+
+
+def run(
+    procs: list[list[tuple[int, float]]],
+    *,
+    threads: int = 1,
+    sibling: list[int] | None = None,
+    smt_speed: float = 1.0,
+    reaper: list[list[tuple[int, float]]] | None = None,
+    exit_at: list[int] | None = None,
+    notify_from_exit: bool = False,
+    phases: list[tuple[int, int]] | None = None,
+    reapers: int = 1,
+) -> E.EngineRun:
+    """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]."""
+    seg_ptr = np.concatenate(([0], np.cumsum([len(p) for p in procs])))
+    kinds = np.array([k for p in procs for k, _ in p], np.int8)
+    works = np.array([w for p in procs for _, w in p], float)
+    exit_first = seg_ptr[1:] if exit_at is None else seg_ptr[:-1] + np.asarray(exit_at)
+    reaper = reaper or [[] for _ in procs]
+    rptr = np.concatenate(([0], np.cumsum([len(r) for r in reaper])))
+    rkinds = np.array([k for r in reaper for k, _ in r], np.int8)
+    rworks = np.array([w for r in reaper for _, w in r], float)
+    phases = phases or [(len(procs), threads)]
+    phase_ptr = np.concatenate(([0], np.cumsum([n for n, _ in phases])))
+    sib = np.full(threads, -1) if sibling is None else np.asarray(sibling)
+    return E.run(
+        sib,
+        smt_speed,
+        seg_ptr,
+        kinds,
+        works,
+        exit_first,
+        rptr,
+        rkinds,
+        rworks,
+        notify_from_exit,
+        phase_ptr,
+        np.array([s for _, s in phases]),
+        reapers,
+    )
+
+
+def test_one_process_alone() -> None:
+    r = run([[(E.USER, 100.0), (E.SYS, 30.0), (E.KL, 20.0)]], reaper=[[(E.SYS, 50.0)]])
+    tot = r.totals_ns
+    assert tot[E.A_USER] == 100.0 and tot[E.A_SYS] == 50.0
+    assert tot[E.A_REAPER] == 50.0 and tot[E.A_KL_HOLD] == 20.0 and tot[E.A_KL_WAIT] == 0.0
+    # the parent hears of it once the reaper is done
+    assert tot[E.A_WALL] == 200.0
+    assert list(r.times_ns[0]) == [0.0, 150.0, 150.0, 150.0, 200.0, 200.0]
+
+
+def test_notify_from_exit_does_not_wait_for_the_reaper() -> None:
+    r = run([[(E.USER, 100.0)]], reaper=[[(E.SYS, 50.0)]], notify_from_exit=True)
+    assert r.times_ns[0, E.T_NOTIFY] == 100.0
+    assert r.totals_ns[E.A_WALL] == 100.0 and r.totals_ns[E.A_HORIZON] == 150.0
+
+
+def test_kernel_lock_is_a_fifo_mutex_and_spinning_is_sys_time() -> None:
+    # three processes take KERNEL_LOCK for 10 ns at t=0 on three CPUs: waits 0, 10, 20
+    r = run([[(E.KL, 10.0)]] * 3, threads=3)
+    tot = r.totals_ns
+    assert tot[E.A_KL_WAIT] == 30.0
+    assert tot[E.A_SYS] == 30.0 + 30.0  # held + spun
+    assert sorted(r.times_ns[:, E.T_EXIT_END]) == [10.0, 20.0, 30.0]
+
+
+def test_page_queue_lock_is_independent_of_kernel_lock() -> None:
+    r = run([[(E.KL, 10.0)], [(E.PQ, 10.0)]], threads=2)
+    assert r.totals_ns[E.A_KL_WAIT] == 0.0 and r.totals_ns[E.A_PQ_WAIT] == 0.0
+    assert r.totals_ns[E.A_WALL] == 10.0
+
+
+def test_reaper_needs_a_core() -> None:
+    # one CPU: process 0 exits at 100 and queues a 50 ns reaper job, but process 1 has been
+    # waiting in the run queue since t=0, so the reaper runs only after process 1 exits at 300
+    r = run(
+        [[(E.USER, 100.0)], [(E.USER, 200.0)]],
+        reaper=[[(E.SYS, 50.0)], [(E.SYS, 50.0)]],
+        phases=[(2, 2)],
+    )
+    t = r.times_ns
+    assert t[0, E.T_EXIT_END] == 100.0 and t[1, E.T_EXIT_END] == 300.0
+    assert t[0, E.T_REAP_START] == 300.0 and t[0, E.T_REAP_END] == 350.0
+    assert t[1, E.T_REAP_END] == 400.0
+    assert r.totals_ns[E.A_REAPER] == 100.0
+    assert r.totals_ns[E.A_CPU] == 400.0  # busy all along: work is conserved
+
+
+def test_user_segment_end_is_a_scheduling_point() -> None:
+    # one CPU, two processes of two 10 ns user bursts: they alternate A B A B
+    r = run([[(E.USER, 10.0), (E.USER, 10.0)]] * 2, phases=[(2, 2)])
+    assert list(r.times_ns[:, E.T_EXIT_END]) == [30.0, 40.0]
+
+
+def test_blocked_time_holds_no_cpu() -> None:
+    # one CPU: A blocks 100 then computes 10; B computes 50 meanwhile
+    r = run([[(E.BLOCK, 100.0), (E.USER, 10.0)], [(E.USER, 50.0)]], phases=[(2, 2)])
+    assert r.times_ns[0, E.T_EXIT_END] == 110.0 and r.times_ns[1, E.T_EXIT_END] == 50.0
+    assert r.totals_ns[E.A_CPU] == 60.0 and r.totals_ns[E.A_USER] == 60.0
+
+
+def test_closed_chains_start_the_next_process_on_notification() -> None:
+    # two slots, four 10 ns processes on two CPUs: two waves
+    r = run([[(E.USER, 10.0)]] * 4, threads=2, phases=[(4, 2)])
+    assert list(r.times_ns[:, E.T_START]) == [0.0, 0.0, 10.0, 10.0]
+    assert r.totals_ns[E.A_WALL] == 20.0
+
+
+def test_phase_barrier_then_serial_step() -> None:
+    r = run(
+        [[(E.USER, 10.0)], [(E.USER, 30.0)], [(E.USER, 5.0)]],
+        threads=2,
+        phases=[(2, 2), (1, 1)],
+    )
+    assert r.times_ns[2, E.T_START] == 30.0 and r.totals_ns[E.A_WALL] == 35.0
+
+
+def test_smt_siblings_both_busy_run_at_smt_speed() -> None:
+    procs = [[(E.USER, 100.0)]] * 2
+    both = run(procs, threads=2, sibling=[1, 0], smt_speed=0.625, phases=[(2, 2)])
+    assert both.totals_ns[E.A_WALL] == pytest.approx(160.0)
+    assert both.totals_ns[E.A_USER] == pytest.approx(320.0)  # time(1) charges stretched time
+    # four threads on two cores: the scheduler puts the two processes on different cores
+    spread = run(procs, threads=4, sibling=[2, 3, 0, 1], smt_speed=0.625, phases=[(2, 2)])
+    assert spread.totals_ns[E.A_WALL] == 100.0
+
+
+def test_exit_time_is_when_the_first_exit_segment_is_reached() -> None:
+    r = run([[(E.USER, 10.0), (E.SYS, 5.0), (E.KL, 2.0)]], exit_at=[1])
+    assert r.times_ns[0, E.T_EXIT] == 10.0 and r.times_ns[0, E.T_EXIT_END] == 17.0
+
+
+def test_two_reapers_serve_in_parallel() -> None:
+    procs = [[(E.USER, 10.0)]] * 2
+    reaper = [[(E.SYS, 100.0)]] * 2
+    one = run(procs, threads=4, reaper=reaper, phases=[(2, 2)])
+    two = run(procs, threads=4, reaper=reaper, phases=[(2, 2)], reapers=2)
+    assert one.totals_ns[E.A_WALL] == 210.0 and two.totals_ns[E.A_WALL] == 110.0
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [
+        ({"smt_speed": 0.0}, "smt_speed"),
+        ({"n_reapers": 0}, "n_reapers"),
+        ({"phase_slots": np.array([0])}, "phase_slots"),
+        ({"seg_kind": np.array([E.BLOCK], np.int8)}, "seg_kind"),
+        ({"rseg_kind": np.array([E.USER], np.int8)}, "rseg_kind"),
+        ({"seg_ptr": np.array([0, 0, 1])}, "seg_ptr"),
+    ],
+)
+def test_bad_engine_input(kw: dict, field: str) -> None:
+    args = {
+        "sibling": np.array([-1]),
+        "smt_speed": 1.0,
+        "seg_ptr": np.array([0, 1]),
+        "seg_kind": np.array([E.USER], np.int8),
+        "seg_work_ns": np.array([1.0]),
+        "exit_first": np.array([1]),
+        "rseg_ptr": np.array([0, 1]),
+        "rseg_kind": np.array([E.SYS], np.int8),
+        "rseg_work_ns": np.array([1.0]),
+        "notify_from_exit": False,
+        "phase_ptr": np.array([0, 1]),
+        "phase_slots": np.array([1]),
+        "n_reapers": 1,
+    }
+    args.update(kw)
+    if field == "seg_ptr":
+        args["phase_ptr"] = np.array([0, 2])
+        args["exit_first"] = np.array([0, 1])
+    with pytest.raises(ValueError, match=field):
+        E.run(**args)

@@ -1,0 +1,108 @@
+"""Process mixes: parameters, phase layout, drawn workloads, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+
+
+def kernel_build(**change: object) -> MixParams:
+    return MixParams.from_dict({**BUILTIN_MIXES["kernel_build"], **change})
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+def test_builtin_mixes_parse_round_trip_and_generate(name: str) -> None:
+    mix = MixParams.from_dict(BUILTIN_MIXES[name])
+    assert MixParams.from_dict(mix.to_dict()) == mix
+    w = generate(mix, 4, np.random.default_rng(0))
+    assert w.processes == w.phase_ptr[-1] > 0
+    assert w.spaces.n_procs <= w.processes
+    assert np.all(w.resident_pages <= w.virtual_pages)
+    assert np.all(w.anon_pages <= w.resident_pages)
+
+
+def test_unknown_parameter_names_itself_and_lists_the_allowed_ones() -> None:
+    with pytest.raises(ValueError, match=r"compilers_per_core.*allowed.*user_s_median"):
+        MixParams.from_dict({**BUILTIN_MIXES["kernel_build"], "compilers_per_core": 3})
+
+
+def test_missing_parameter_is_named() -> None:
+    d = dict(BUILTIN_MIXES["kernel_build"])
+    del d["klock_frac"]
+    with pytest.raises(ValueError, match="klock_frac"):
+        MixParams.from_dict(d)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"processes": 0, "processes_per_slot": 0}, "processes"),
+        ({"slots": 0}, "slots"),
+        ({"user_s_median": 0.0}, "user_s_median"),
+        ({"klock_frac": 0.8, "pageq_frac": 0.3}, "klock_frac"),
+        ({"pieces": 0}, "pieces"),
+        ({"rss_mb_min": 200.0}, "rss_mb_min"),
+        ({"placement": "diagonal"}, "placement"),
+        ({"processes": -5}, "processes"),
+        ({"threads": 1.5}, "threads"),
+    ],
+)
+def test_bad_parameters_raise_naming_the_field(change: dict, field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        kernel_build(**change)
+
+
+@pytest.mark.parametrize("cores", [0, -3])
+def test_bad_core_count(cores: int) -> None:
+    with pytest.raises(ValueError, match="cores"):
+        generate(kernel_build(), cores, np.random.default_rng(0))
+
+
+def test_phases_barriers_and_serial_tail() -> None:
+    mix = kernel_build(processes=100, phases=3, serial_per_barrier=2, serial_tail=1)
+    w = generate(mix, 6, np.random.default_rng(0))
+    sizes = np.diff(w.phase_ptr)
+    # 100 parallel processes in 3 phases (34, 33, 33), two serial steps between, a link
+    assert list(sizes) == [34, 2, 33, 2, 33, 1]
+    assert list(w.phase_slots) == [6, 1, 6, 1, 6, 1]
+
+
+def test_slots_default_to_cores_and_processes_per_slot_scales() -> None:
+    fork_exit = MixParams.from_dict(BUILTIN_MIXES["fork_exit"])
+    w = generate(fork_exit, 12, np.random.default_rng(0))
+    assert list(w.phase_slots) == [12]
+    assert w.processes == 12 * fork_exit.processes_per_slot
+    configure = MixParams.from_dict(BUILTIN_MIXES["configure"])
+    assert list(generate(configure, 64, np.random.default_rng(0)).phase_slots) == [1]
+
+
+def test_times_follow_the_parameters() -> None:
+    mix = kernel_build(serial_tail=0)
+    w = generate(mix, 8, np.random.default_rng(3))
+    non_exit_sys = w.sys_s + w.klock_s + w.pageq_s
+    np.testing.assert_allclose(non_exit_sys, mix.sys_s_fixed + mix.sys_per_user * w.user_s)
+    np.testing.assert_allclose(w.klock_s, mix.klock_frac * non_exit_sys)
+    np.testing.assert_allclose(w.pageq_s, mix.pageq_frac * non_exit_sys)
+    # lognormal with moment-matched normal draws: the median is exact
+    assert np.median(np.log(w.user_s)) == pytest.approx(np.log(mix.user_s_median), abs=0.05)
+    # the mean of a lognormal is median * exp(sigma^2 / 2)
+    expected_mean = mix.user_s_median * np.exp(mix.user_s_sigma**2 / 2)
+    assert w.user_s.mean() == pytest.approx(expected_mean, rel=0.01)
+
+
+def test_resident_memory_range() -> None:
+    mix = kernel_build()
+    w = generate(mix, 8, np.random.default_rng(1))
+    mb = w.resident_pages / 256
+    assert mb.min() >= mix.rss_mb_min - 0.01 and mb.max() <= mix.rss_mb_max + 0.01
+
+
+def test_same_seed_same_workload_and_different_seed_differs() -> None:
+    a = generate(kernel_build(), 8, np.random.default_rng(7))
+    b = generate(kernel_build(), 8, np.random.default_rng(7))
+    c = generate(kernel_build(), 8, np.random.default_rng(8))
+    assert np.array_equal(a.user_s, b.user_s) and np.array_equal(a.space_of, b.space_of)
+    assert np.array_equal(a.spaces.start_vpn, b.spaces.start_vpn)
+    assert not np.array_equal(a.user_s, c.user_s)
