@@ -32,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import ray
 
+from sweep.errors import StudyError
 from sweep.plan import Point
 from sweep.store import METRIC_NAMES, rows_table
 
@@ -104,7 +105,9 @@ def connect(address: str | None, num_cpus: int | None) -> None:
     """Start or join Ray once per process (a multirun reuses the first job's Ray).
 
     ``address`` None: join ``RAY_ADDRESS`` if the environment sets it (as Ray does), else start
-    a local Ray with ``num_cpus`` (None = every core). ``auto`` or ``host:port``: join.
+    a fresh local Ray with ``num_cpus`` (None = every core) -- ``address="local"``, so a cluster
+    someone started with ``ray start`` on this machine is never joined by accident.
+    ``auto`` or ``host:port``: join that cluster.
     """
     if ray.is_initialized():
         return
@@ -113,12 +116,17 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         "logging_level": logging.WARNING,
         "include_dashboard": False,
     }
-    if address is not None:
-        ray.init(address=address, **quiet)
-    elif os.environ.get("RAY_ADDRESS"):
-        ray.init(**quiet)
-    else:
-        ray.init(num_cpus=num_cpus, **quiet)
+    try:
+        if address is not None:
+            ray.init(address=address, **quiet)
+        elif os.environ.get("RAY_ADDRESS"):
+            ray.init(**quiet)
+        else:
+            ray.init(address="local", num_cpus=num_cpus, **quiet)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        where = address or os.environ.get("RAY_ADDRESS") or "local"
+        detail = " ".join(str(exc).split())[:300]
+        raise StudyError(f"ray.address={where}: cannot start or join Ray: {detail}") from None
 
 
 def cluster_cpus() -> int:

@@ -27,6 +27,7 @@ GROUPS: tuple[str, ...] = ("machine", "mix", "variant")
 """Config groups whose YAML files define the points' parameters, in grid order."""
 
 _RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*(?:([x+])\s*(\d+))?\s*$")
+_PLURAL = {"machine": "machines", "mix": "mixes", "variant": "variants"}
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -89,12 +90,13 @@ def parse_cores(value: Any) -> tuple[int, ...]:
 def _names(axis: str, value: Any, available: Sequence[str]) -> tuple[str, ...]:
     items = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
     if not items:
-        raise StudyError(f"grid.{axis} is empty; valid {axis}s: {', '.join(available)}")
+        raise StudyError(f"grid.{axis} is empty; valid {_PLURAL[axis]}: {', '.join(available)}")
     names: list[str] = []
     for item in items:
         if not isinstance(item, str) or item not in available:
             raise StudyError(
-                f"grid.{axis}: unknown {axis} {item!r}; valid {axis}s: {', '.join(available)}"
+                f"grid.{axis}: unknown {axis} {item!r}; "
+                f"valid {_PLURAL[axis]}: {', '.join(available)}"
             )
         names.append(item)
     return tuple(dict.fromkeys(names))
