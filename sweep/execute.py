@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -117,12 +118,14 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         "include_dashboard": False,
     }
     try:
-        if address is not None:
-            ray.init(address=address, **quiet)
-        elif os.environ.get("RAY_ADDRESS"):
-            ray.init(**quiet)
+        if address is not None or os.environ.get("RAY_ADDRESS"):
+            from sweep.cluster import join  # also checks the cluster's Ray and Python versions
+
+            print(f"sweep: cluster {join(address, **quiet)}", file=sys.stderr)
         else:
             ray.init(address="local", num_cpus=num_cpus, **quiet)
+    except StudyError:
+        raise
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or os.environ.get("RAY_ADDRESS") or "local"
         detail = " ".join(str(exc).split())[:300]
