@@ -153,7 +153,7 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
             file=log,
         )
     result_set.close()
-    report_status = _report(spec.study_dir)
+    report_status = _report(spec.study_dir) if spec.report else 0
     if failed:
         print(
             f"sweep: {failed} of {len(prepared.todo)} points failed; their rows have "

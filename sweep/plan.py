@@ -143,28 +143,31 @@ def plan(spec: StudySpec) -> list[Point]:
 def validate(spec: StudySpec) -> None:
     """Check every machine, mix, variant and core count with ``exitcore``'s own validation.
 
-    Each axis value is tried once against the first value of the other axes (a sum, not a
-    product, of the axis lengths), so a bad name or parameter fails before anything is written.
+    Each group's dicts are parsed once by their ``from_dict`` (so the error names the machine,
+    mix or variant at fault), then each core count once with the first of everything else: a
+    sum, not a product, of the axis lengths, and a bad value fails before anything is written.
     """
-    try:
-        from exitcore.simulate import PointParams
-    except ImportError:  # the machine model is not installed: nothing more to check here
-        return
+    from exitcore.machine import MachineProfile
+    from exitcore.mix import MixParams
+    from exitcore.simulate import PointParams
+    from exitcore.variant import Variant
+
+    parsers = {"machine": MachineProfile, "mix": MixParams, "variant": Variant}
     grid = spec.grid
-    first = {group: getattr(grid, group)[0] for group in ("machine", "mix", "variant")}
-    trials: list[tuple[str, dict[str, str], int]] = [
-        (f"{group} {name!r}", {**first, group: name}, grid.cores[0])
-        for group in ("machine", "mix", "variant")
-        for name in getattr(grid, group)
-    ]
-    trials += [(f"cores={cores}", first, cores) for cores in grid.cores[1:]]
-    for label, names, cores in trials:
+    for group, parser in parsers.items():
+        for name in getattr(grid, group):
+            try:
+                parser.from_dict(dict(spec.params[group][name]))
+            except (ValueError, TypeError) as exc:
+                raise StudyError(f"{group} {name!r}: {exc}") from None
+    first = {group: spec.params[group][getattr(grid, group)[0]] for group in parsers}
+    for cores in grid.cores:
         try:
             PointParams.from_dicts(
-                machine=dict(spec.params["machine"][names["machine"]]),
-                mix=dict(spec.params["mix"][names["mix"]]),
-                variant=dict(spec.params["variant"][names["variant"]]),
+                machine=dict(first["machine"]),
+                mix=dict(first["mix"]),
+                variant=dict(first["variant"]),
                 cores=cores,
             )
         except (ValueError, TypeError) as exc:
-            raise StudyError(f"{label}: {exc}") from None
+            raise StudyError(f"cores={cores}: {exc}") from None

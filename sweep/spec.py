@@ -183,6 +183,7 @@ class StudySpec:
     ray: RaySpec = field(default_factory=RaySpec)
     store: StoreSpec = field(default_factory=StoreSpec)
     progress: str = "auto"
+    report: bool = True
     config: Mapping[str, Any] = field(default_factory=dict)
     """The resolved config as plain containers, recorded in ``study.yaml``."""
 
@@ -270,6 +271,9 @@ class StudySpec:
         force = config.get("force", False)
         if not isinstance(force, bool):
             raise StudyError(f"force: {force!r} is not true or false")
+        report = config.get("report", True)
+        if not isinstance(report, bool):
+            raise StudyError(f"report: {report!r} is not true or false")
         return cls(
             name=name,
             out=Path(str(config.get("out", "results"))),
@@ -280,6 +284,7 @@ class StudySpec:
             ray=ray,
             store=store,
             progress=progress,
+            report=report,
             config=dict(config),
         )
 

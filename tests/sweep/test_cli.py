@@ -83,6 +83,9 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr
+    # The run ends with the study report (issue 5): its table on stdout, its files on disk.
+    assert "pmap_deactivate" in first.stdout and "bottleneck" in first.stdout
+    assert (out / "default" / "report.md").is_file()
     study = out / "default"
     stored = read_points(study)
     assert stored.num_rows == 1 * 1 * 2 * 3 * 2
@@ -92,7 +95,7 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
     assert recorded["config"]["grid"]["variant"] == TINY["variant"]
     files = {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")}
 
-    second = sweep(*args, cwd=tmp_path)
+    second = sweep(*args, "report=false", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "12 already stored, 0 to compute" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == files
@@ -117,7 +120,13 @@ def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(
     total = 2 * 4 * 5 * 3
     out = tmp_path / "results"
     study = out / "default"
-    args = [*grid_args(grid), f"out={out}", f"ray.address={ray_address}", "ray.chunk_points=1"]
+    args = [
+        *grid_args(grid),
+        f"out={out}",
+        f"ray.address={ray_address}",
+        "ray.chunk_points=1",
+        "report=false",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HYDRA_FULL_ERROR")}
     driver = subprocess.Popen(
         [sys.executable, "-m", "sweep", *args, "ray.max_tasks_in_flight=2", "store.flush_s=0.2"],
@@ -162,19 +171,34 @@ BAD_INPUTS = [
     (["gird.cores=[1]"], "unknown config key 'gird.cores'"),
     (["ray.adress=auto"], "unknown config key 'ray.adress'; keys under 'ray': address"),
     (["set.machine.reaper=2"], "set.machine.reaper: unknown machine parameter; allowed:"),
+    (["ray.num_cpus=0"], "ray.num_cpus: 0 is not a positive integer"),
+    (["set.mix.processes=-5"], "mix 'kernel_build': processes: must be >= 0"),
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), BAD_INPUTS)
-def test_bad_input_is_one_line_and_writes_nothing(
-    tmp_path: Path, args: list[str], message: str
-) -> None:
-    result = sweep(*args, f"out={tmp_path / 'results'}", cwd=tmp_path)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("sweep: error: "), result.stderr
-    assert message in lines[0]
-    assert list(tmp_path.iterdir()) == []
+def test_bad_inputs_are_one_line_and_write_nothing(tmp_path: Path) -> None:
+    # The cases run concurrently: each is a Python start-up, not a study.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "HYDRA_FULL_ERROR")}
+    runs = []
+    for i, (args, message) in enumerate(BAD_INPUTS):
+        workdir = tmp_path / f"case{i}"
+        workdir.mkdir()
+        command = [sys.executable, "-m", "sweep", *args, f"out={workdir / 'results'}"]
+        process = subprocess.Popen(
+            command, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        runs.append((args, message, workdir, process))
+    problems = []
+    for args, message, workdir, process in runs:
+        _, stderr = process.communicate(timeout=180)
+        lines = stderr.strip().splitlines()
+        if process.returncode != 2:
+            problems.append(f"{args}: exit status {process.returncode}")
+        if len(lines) != 1 or not lines[0].startswith("sweep: error: ") or message not in lines[0]:
+            problems.append(f"{args}: stderr {stderr!r}")
+        if list(workdir.iterdir()):
+            problems.append(f"{args}: wrote {list(workdir.iterdir())}")
+    assert not problems, "\n".join(problems)
 
 
 def test_unwritable_output_directory(tmp_path: Path) -> None:
@@ -230,6 +254,7 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
         "grid.variant=[baseline],[early_notify]",
         f"out={tmp_path / 'results'}",
         f"ray.address={ray_address}",
+        "report=false",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
