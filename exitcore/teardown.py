@@ -121,7 +121,7 @@ def teardown_costs(
         X3 = sum over entries r * (pte + pte_sharer * m)    (variant pte_ns replaces it)
         X4 = R * tlbi_per_page * tlbi * (1 + tlbi_core_slope * (cores - 1))    (broadcast)
            = sum over entries of r * (invlpg + q * ipi) if the entry spans <= 32 pages,
-             else full_flush + q * ipi                                          (ipi)
+             else (if r > 0) full_flush + q * ipi                               (ipi)
         X5 = asid_flushes * asid_flush per context that runs it
         X6 = Ra * page_free (page_free_pageq of it under the page-queue lock)
         X7 = L * ptp_free                      X8 = T * proc_free + notify
