@@ -1,0 +1,158 @@
+"""A study on a real two-node Ray cluster, and the cluster version check.
+
+The cluster (``ray.cluster_utils.Cluster``: a head and a worker node, one CPU each, separate
+raylets and object stores) is started once for the module; studies run against it in
+``python -m sweep`` subprocesses with ``ray.address`` (this process holds the session's Ray).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import ray
+from ray._private.utils import check_version_info
+
+from sweep.cluster import NodeVersions, check_versions, driver_versions, mismatch_line
+from sweep.errors import StudyError
+from sweep.store import read_points
+
+try:
+    from ray_cluster import cluster, raylet_pids, sweep_popen, task_workers
+    from test_cli import comparable, grid_args, reference
+except ImportError:  # run as a package (python -m pytest from elsewhere)
+    from tests.sweep.ray_cluster import cluster, raylet_pids, sweep_popen, task_workers
+    from tests.sweep.test_cli import comparable, grid_args, reference
+
+# Four points of about a second each (kernel_build is the model's heaviest mix): long enough to
+# see which node runs each task, short enough for a test.
+GRID = {
+    "machine": ["arm64_m2"],
+    "mix": ["kernel_build"],
+    "variant": ["baseline", "pmap_deactivate"],
+    "cores": [2, 8],
+    "seed": [0],
+}
+
+
+@pytest.fixture(scope="module")
+def two_nodes() -> Iterator[Any]:
+    with cluster((1, 1)) as nodes:
+        yield nodes
+
+
+@pytest.mark.slow
+def test_study_on_two_nodes_equals_the_local_run(
+    tmp_path: Path, two_nodes: Any, ray_local: Any
+) -> None:
+    out = tmp_path / "results"
+    common = [*grid_args(GRID), f"out={out}", "ray.chunk_points=1"]
+    driver = sweep_popen(
+        *common, "study.name=remote", f"ray.address={two_nodes.address}", cwd=tmp_path
+    )
+    # Watch which node's workers run the study's tasks while it runs.
+    raylets = raylet_pids(two_nodes)
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    while driver.poll() is None and time.monotonic() < deadline:
+        for pid in raylets:
+            if task_workers_of(two_nodes, pid):
+                seen.add(pid)
+        time.sleep(0.05)
+    _, stderr = driver.communicate(timeout=60)
+    assert driver.returncode == 0, stderr
+    assert "2 nodes, Ray" in stderr and "as on the driver" in stderr, stderr
+    assert seen == set(raylets), "the study's tasks did not run on both nodes"
+
+    local = sweep_popen(
+        *common,
+        "study.name=local",
+        f"ray.address={ray_local.get_runtime_context().gcs_address}",
+        cwd=tmp_path,
+    )
+    _, local_err = local.communicate(timeout=120)
+    assert local.returncode == 0, local_err
+
+    remote_rows = read_points(out / "remote")
+    local_rows = read_points(out / "local")
+    assert remote_rows.num_rows == 4
+    # Same layout, same point ids, same metrics bit for bit; only the study name differs.
+    assert sorted(
+        p.relative_to(out / "remote").parent for p in (out / "remote").rglob("*.parquet")
+    ) == sorted(p.relative_to(out / "local").parent for p in (out / "local").rglob("*.parquet"))
+    assert without_study(remote_rows).equals(without_study(local_rows))
+    assert comparable(remote_rows).equals(reference(GRID, name="remote"))
+
+
+def task_workers_of(nodes: Any, raylet_pid: int) -> list[Any]:
+    return [
+        proc
+        for proc in task_workers(nodes, "_compute_chunk_task")
+        if raylet_pid in {p.pid for p in proc.parents()}
+    ]
+
+
+def without_study(table: pa.Table) -> pa.Table:
+    return comparable(table).drop_columns(["study"])
+
+
+# ---- version check: fabricated node reports (no mismatched cluster exists on this machine) ----
+
+DRIVER = ("2.60.0", (3, 11, 7))
+
+
+def test_matching_nodes_give_one_summary_line() -> None:
+    reports = [NodeVersions(f"10.0.0.{i} (node{i})", "2.60.0", (3, 11, 7)) for i in range(3)]
+    line = check_versions(reports, DRIVER, "head:6379")
+    assert line == "head:6379: 3 nodes, Ray 2.60.0 and Python 3.11.7 everywhere, as on the driver"
+
+
+@pytest.mark.parametrize(
+    ("odd", "shown"),
+    [
+        (NodeVersions("10.0.0.2 (beef0002)", "2.9.3", (3, 11, 7)), "Ray 2.9.3, Python 3.11.7"),
+        (NodeVersions("10.0.0.2 (beef0002)", "2.60.0", (3, 12, 1)), "Ray 2.60.0, Python 3.12.1"),
+        # Ray's default match level is the patch: pickled floats and bytecode may differ.
+        (NodeVersions("10.0.0.2 (beef0002)", "2.60.0", (3, 11, 4)), "Ray 2.60.0, Python 3.11.4"),
+    ],
+)
+def test_a_mismatched_node_is_named_in_one_line(odd: NodeVersions, shown: str) -> None:
+    good = NodeVersions("10.0.0.1 (beef0001)", "2.60.0", (3, 11, 7))
+    with pytest.raises(StudyError) as caught:
+        check_versions([good, odd], DRIVER, "head:6379")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("ray.address: 1 of 2 nodes of head:6379 do not match the driver")
+    assert "(Ray 2.60.0, Python 3.11.7)" in message
+    assert f"10.0.0.2 (beef0002) has {shown}" in message and "10.0.0.1" not in message
+
+
+def test_many_mismatched_nodes_are_summarised() -> None:
+    odd = [NodeVersions(f"10.0.1.{i}", "2.9.3", (3, 10, 0)) for i in range(10)]
+    message = str(pytest.raises(StudyError, check_versions, odd, DRIVER).value)
+    assert "10 of 10 nodes" in message and "and 6 more" in message and "10.0.1.4" not in message
+
+
+def test_a_cluster_without_alive_nodes_is_an_error() -> None:
+    with pytest.raises(StudyError, match="no alive node"):
+        check_versions([], DRIVER, "head:6379")
+
+
+def test_driver_versions_are_this_process() -> None:
+    import sys
+
+    assert driver_versions() == (ray.__version__, tuple(sys.version_info[:3]))
+
+
+def test_rays_own_mismatch_error_becomes_one_line() -> None:
+    # The text ray.init raises when the head runs another Ray or Python, made by Ray itself.
+    with pytest.raises(RuntimeError, match="Version mismatch") as caught:
+        check_version_info({"ray_version": "2.9.3", "python_version": "3.10.12"}, "node x")
+    line = mismatch_line(str(caught.value), "head:6379")
+    assert "\n" not in line
+    assert line.startswith("ray.address: head:6379 runs Ray 2.9.3 with Python 3.10.12, ")
+    assert f"this driver Ray {ray.__version__} with Python " in line
