@@ -141,15 +141,18 @@ def _hive_values(path: Path, points_dir: Path) -> dict[str, str]:
     return values
 
 
-def scan_points(points_dir: Path, columns: Iterable[str]) -> pl.LazyFrame:
+def scan_points(
+    points_dir: Path, columns: Iterable[str], files: Sequence[Path] | None = None
+) -> pl.LazyFrame:
     """Lazy frame of the successful rows of ``points_dir`` with only ``columns``.
 
+    ``files`` restricts the scan to some of the point files (default: :func:`point_files`).
     Raises :class:`ResultSetError` when the directory is missing or holds no point file.
     """
     points_dir = Path(points_dir)
     if not points_dir.is_dir():
         raise ResultSetError(f"no result set: {points_dir} is not a directory")
-    files = point_files(points_dir)
+    files = point_files(points_dir) if files is None else list(files)
     if not files:
         raise ResultSetError(f"empty result set: no part-*.parquet file under {points_dir}")
     wanted = list(dict.fromkeys([*columns, "status"]))
@@ -160,7 +163,6 @@ def scan_points(points_dir: Path, columns: Iterable[str]) -> pl.LazyFrame:
         hive_schema={k: pl.String for k in hive_keys} or None,
         missing_columns="insert",
         extra_columns="ignore",
-        schema=None,
     )
     names = lf.collect_schema().names()
     missing = [c for c in wanted if c not in names and c != "status"]
@@ -168,6 +170,19 @@ def scan_points(points_dir: Path, columns: Iterable[str]) -> pl.LazyFrame:
         raise ResultSetError(f"result set {points_dir} lacks columns {missing}")
     status_ok = pl.col("status") == "ok" if "status" in names else pl.lit(True)
     return lf.filter(status_ok).select([c for c in wanted if c != "status"])
+
+
+def _read_file_by_file(points_dir: Path, columns: Sequence[str]) -> pl.LazyFrame:
+    """Fallback for a result set rewritten faster than a whole scan: skip files that vanish."""
+    frames = []
+    for path in point_files(points_dir):
+        try:
+            frames.append(scan_points(points_dir, columns, [path]).collect())
+        except (OSError, pl.exceptions.ComputeError):
+            continue
+    if not frames:
+        raise ResultSetError(f"empty result set: no readable part-*.parquet under {points_dir}")
+    return pl.concat(frames, how="vertical_relaxed").lazy()
 
 
 # --------------------------------------------------------------------------- statistics
@@ -301,16 +316,16 @@ def add_scaling(agg: pl.DataFrame) -> pl.DataFrame:
 def compute_curves(points_dir: Path) -> pl.DataFrame:
     """Curves of a result set's ``points/`` directory (see the module docstring)."""
     columns = [*POINT_KEYS, "seed", "is_what_if", *CURVE_METRICS]
-    for attempt in range(_READ_RETRIES):
+    for _ in range(_READ_RETRIES):
         try:
             agg = aggregate_seeds(scan_points(points_dir, columns))
             break
         except ResultSetError:
             raise
-        except (OSError, pl.exceptions.ComputeError):
-            if attempt == _READ_RETRIES - 1:
-                raise
+        except (OSError, pl.exceptions.ComputeError):  # a file vanished under the scan
             time.sleep(0.05)
+    else:
+        agg = aggregate_seeds(_read_file_by_file(points_dir, columns))
     if agg.is_empty():
         raise ResultSetError(f"no successful point (status 'ok') in {points_dir}")
     return add_scaling(agg)

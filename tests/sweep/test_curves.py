@@ -146,3 +146,44 @@ def test_missing_and_empty_result_sets(tmp_path):
     syn.write_result_set(tmp_path / "bad", rows)
     with pytest.raises(ResultSetError, match="no successful point"):
         compute_curves(tmp_path / "bad" / "points")
+
+
+def test_reading_while_the_writer_appends_and_rewrites(tmp_path):
+    # A writer thread appends files (temporary name, then rename) and drops old ones, as the
+    # sweep's store does on resume; every read must see complete files only.
+    import os
+    import threading
+    import time
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = syn.curve_rows("m", "x", "baseline", [1, 2], [1.0, 2.0], seeds=1)
+    study = syn.write_result_set(tmp_path / "study", rows)
+    part_dir = study / "points" / "machine=m" / "mix=x"
+    table = pa.Table.from_pylist(rows, schema=syn.SCHEMA)
+    stop = threading.Event()
+
+    def writer():
+        written = []
+        while not stop.is_set():
+            tmp = part_dir / f".part-{uuid.uuid4().hex}.parquet.tmp"
+            pq.write_table(table, tmp)
+            target = part_dir / f"part-{uuid.uuid4().hex}.parquet"
+            os.replace(tmp, target)
+            written.append(target)
+            if len(written) > 3:
+                written.pop(0).unlink()
+            time.sleep(0.002)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        for _ in range(10):
+            curves = compute_curves(study / "points")
+            assert curves["cores"].to_list() == [1, 2]
+            assert curves["exits_per_s_mean"].to_list() == pytest.approx([1.0, 2.0])
+    finally:
+        stop.set()
+        thread.join()
