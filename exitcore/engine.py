@@ -47,7 +47,7 @@ processed in (time, insertion order). Within one event the order of effects is f
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -145,9 +145,15 @@ def _heap_pop(ht, hs, he, st):  # type: ignore[no-untyped-def]
     return t0, e0
 
 
+@njit(cache=True, inline="always")
+def _wrap(i, n):  # type: ignore[no-untyped-def]
+    # ring-buffer index: head + length < 2 n, so one comparison replaces a division
+    return i - n if i >= n else i
+
+
 @njit(cache=True)
 def _todo_append(todo, st, e):  # type: ignore[no-untyped-def]
-    todo[(st[_TODO_HEAD] + st[_TODO_LEN]) % todo.shape[0]] = e
+    todo[_wrap(st[_TODO_HEAD] + st[_TODO_LEN], todo.shape[0])] = e
     st[_TODO_LEN] += 1
 
 
@@ -186,7 +192,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
     n_threads = busy.shape[0]
     while st[_FREE] > 0 and st[_RQ_LEN] > 0:
         w = rq[st[_RQ_HEAD]]
-        st[_RQ_HEAD] = (st[_RQ_HEAD] + 1) % n_ent
+        st[_RQ_HEAD] = _wrap(st[_RQ_HEAD] + 1, n_ent)
         st[_RQ_LEN] -= 1
         if has_smt:
             pick = -1
@@ -212,7 +218,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
             # a reaper got a thread: it takes the oldest pending job
             st[_WAKING] -= 1
             job = zq[st[_ZQ_HEAD]]
-            st[_ZQ_HEAD] = (st[_ZQ_HEAD] + 1) % zq.shape[0]
+            st[_ZQ_HEAD] = _wrap(st[_ZQ_HEAD] + 1, zq.shape[0])
             st[_ZQ_LEN] -= 1
             job_of[w - n_proc] = job
             times[job, T_REAP_START] = t
@@ -307,7 +313,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         # begin the current segment of every entity on the work list, FIFO
         while st[_TODO_LEN] > 0:
             e = todo[st[_TODO_HEAD]]
-            st[_TODO_HEAD] = (st[_TODO_HEAD] + 1) % todo.shape[0]
+            st[_TODO_HEAD] = _wrap(st[_TODO_HEAD] + 1, todo.shape[0])
             st[_TODO_LEN] -= 1
             s = cur[e]
             if e < n_proc:
@@ -341,7 +347,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 continue
             th = thread_of[e]
             if th < 0:
-                rq[(st[_RQ_HEAD] + st[_RQ_LEN]) % n_ent] = e
+                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
                 st[_RQ_LEN] += 1
                 _dispatch(
                     t,
@@ -370,7 +376,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     st[_KL_HOLDER] = e
                     _heap_push(ht, hs, he, st, t + work / sp, e)
                 else:
-                    klq[(st[_KLQ_HEAD] + st[_KLQ_LEN]) % n_ent] = e
+                    klq[_wrap(st[_KLQ_HEAD] + st[_KLQ_LEN], n_ent)] = e
                     st[_KLQ_LEN] += 1
                     spin_since[e] = t
             elif kind == PQ:
@@ -378,7 +384,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     st[_PQ_HOLDER] = e
                     _heap_push(ht, hs, he, st, t + work / sp, e)
                 else:
-                    pqq[(st[_PQQ_HEAD] + st[_PQQ_LEN]) % n_ent] = e
+                    pqq[_wrap(st[_PQQ_HEAD] + st[_PQQ_LEN], n_ent)] = e
                     st[_PQQ_LEN] += 1
                     spin_since[e] = t
             else:
@@ -403,7 +409,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             st[_KL_HOLDER] = -1
             if st[_KLQ_LEN] > 0:
                 w = klq[st[_KLQ_HEAD]]
-                st[_KLQ_HEAD] = (st[_KLQ_HEAD] + 1) % n_ent
+                st[_KLQ_HEAD] = _wrap(st[_KLQ_HEAD] + 1, n_ent)
                 st[_KLQ_LEN] -= 1
                 st[_KL_HOLDER] = w
                 acc[A_KL_WAIT] += t - spin_since[w]
@@ -414,7 +420,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             st[_PQ_HOLDER] = -1
             if st[_PQQ_LEN] > 0:
                 w = pqq[st[_PQQ_HEAD]]
-                st[_PQQ_HEAD] = (st[_PQQ_HEAD] + 1) % n_ent
+                st[_PQQ_HEAD] = _wrap(st[_PQQ_HEAD] + 1, n_ent)
                 st[_PQQ_LEN] -= 1
                 st[_PQ_HOLDER] = w
                 acc[A_PQ_WAIT] += t - spin_since[w]
@@ -429,7 +435,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             if kind == USER and st[_RQ_LEN] > 0 and seg_kind[s] != BLOCK:
                 # scheduling point: the thread goes to the head waiter, this process to the tail
                 _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
-                rq[(st[_RQ_HEAD] + st[_RQ_LEN]) % n_ent] = e
+                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
                 st[_RQ_LEN] += 1
                 _dispatch(
                     t,
@@ -461,14 +467,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 times[e, T_EXIT] = t
             has_job = rseg_ptr[e + 1] > rseg_ptr[e]
             if has_job:
-                zq[(st[_ZQ_HEAD] + st[_ZQ_LEN]) % zq.shape[0]] = e
+                zq[_wrap(st[_ZQ_HEAD] + st[_ZQ_LEN], zq.shape[0])] = e
                 st[_ZQ_LEN] += 1
                 if st[_WAKING] < st[_ZQ_LEN]:
                     for r in range(n_reapers):
                         if not awake[r]:
                             awake[r] = True
                             st[_WAKING] += 1
-                            rq[(st[_RQ_HEAD] + st[_RQ_LEN]) % n_ent] = n_proc + r
+                            rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = n_proc + r
                             st[_RQ_LEN] += 1
                             _dispatch(
                                 t,
@@ -506,7 +512,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
             if st[_ZQ_LEN] > st[_WAKING]:
                 st[_WAKING] += 1
-                rq[(st[_RQ_HEAD] + st[_RQ_LEN]) % n_ent] = e
+                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
                 st[_RQ_LEN] += 1
             else:
                 awake[r] = False
@@ -628,3 +634,55 @@ def run(
         int(n_reapers),
     )
     return EngineRun(times_ns=times, totals_ns=totals)
+
+
+@njit(cache=True)
+def _pack(piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[no-untyped-def]
+    n = piece_ns.shape[0]
+    ptr = np.zeros(n + 1, np.int64)
+    tail_first = np.zeros(n, np.int64)
+    for p in range(n):
+        c = 0
+        for j in range(piece_ns.shape[1]):
+            if piece_ns[p, j] > 0.0:
+                c += pieces
+        for j in range(tail_ns.shape[1]):
+            if tail_ns[p, j] > 0.0:
+                c += 1
+        ptr[p + 1] = ptr[p] + c
+    kinds = np.empty(ptr[n], np.int8)
+    work = np.empty(ptr[n])
+    for p in range(n):
+        i = ptr[p]
+        for _ in range(pieces):
+            for j in range(piece_ns.shape[1]):
+                if piece_ns[p, j] > 0.0:
+                    kinds[i] = piece_kinds[j]
+                    work[i] = piece_ns[p, j]
+                    i += 1
+        tail_first[p] = i
+        for j in range(tail_ns.shape[1]):
+            if tail_ns[p, j] > 0.0:
+                kinds[i] = tail_kinds[j]
+                work[i] = tail_ns[p, j]
+                i += 1
+    return ptr, kinds, work, tail_first
+
+
+def pack_segments(
+    piece_ns: npt.NDArray[np.float64],
+    piece_kinds: npt.NDArray[np.int8],
+    pieces: int,
+    tail_ns: npt.NDArray[np.float64],
+    tail_kinds: npt.NDArray[np.int8],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8], npt.NDArray[np.float64], Any]:
+    """CSR segments: per process ``pieces`` repeats of the positive columns of ``piece_ns[P, K]``,
+    then the positive columns of ``tail_ns[P, T]``; also the index of each process's first
+    tail segment. Zero-length segments are dropped."""
+    return _pack(
+        np.ascontiguousarray(piece_ns, np.float64),
+        np.ascontiguousarray(piece_kinds, np.int8),
+        int(pieces),
+        np.ascontiguousarray(tail_ns, np.float64),
+        np.ascontiguousarray(tail_kinds, np.int8),
+    )

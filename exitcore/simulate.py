@@ -126,14 +126,6 @@ class Segments:
     rseg_work_ns: npt.NDArray[np.float64]
 
 
-def _csr(work: npt.NDArray[np.float64], kinds: npt.NDArray[np.int8]) -> tuple[Any, Any, Any]:
-    keep = work > 0.0
-    counts = keep.sum(axis=1)
-    ptr = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-    kind_mat = np.broadcast_to(kinds, work.shape)
-    return ptr, kind_mat[keep].astype(np.int8), work[keep]
-
-
 def build_segments(
     workload: Workload,
     costs: CostsLike,
@@ -143,31 +135,31 @@ def build_segments(
 ) -> Segments:
     """Lay every process out as segments (module docstring), vectorized over processes."""
     k = workload.pieces
-    scale = 1e9 / cpu_speed
-    kscale = 1e9 / kernel_speed
+    scale = 1e9 / cpu_speed / k
+    kscale = 1e9 / kernel_speed / k
     piece = np.stack(
         [
-            workload.blocked_s * (1e9 * blocked_scale),
+            workload.blocked_s * (1e9 * blocked_scale / k),
             workload.user_s * scale,
             workload.sys_s * kscale,
             workload.klock_s * kscale,
             workload.pageq_s * kscale,
         ],
         axis=1,
-    ) / float(k)
-    pq_exit = costs.pageq_ns[:, 0]
-    exit_part = np.stack([costs.ctx_ns[:, 0] - pq_exit, pq_exit, costs.ctx_ns[:, 1]], axis=1)
-    work = np.concatenate([np.tile(piece, (1, k)), exit_part], axis=1)
-    kinds = np.concatenate([np.tile(_PIECE_KINDS, k), _EXIT_KINDS])
-    seg_ptr, seg_kind, seg_work = _csr(work, kinds)
-    n_exit_segs = (exit_part > 0.0).sum(axis=1)
-    exit_first = seg_ptr[1:] - n_exit_segs
-
-    pq_r = costs.pageq_ns[:, 2]
-    kl_r = costs.klock_ns[:, 2]
-    reaper_part = np.stack([costs.ctx_ns[:, 2] - pq_r - kl_r, pq_r, kl_r], axis=1)
+    )
+    ctx, pageq, klock = costs.ctx_ns, costs.pageq_ns, costs.klock_ns
+    pq_exit = pageq[:, 0]
+    exit_part = np.stack([ctx[:, 0] - pq_exit, pq_exit, ctx[:, 1]], axis=1)
+    seg_ptr, seg_kind, seg_work, exit_first = engine.pack_segments(
+        piece, _PIECE_KINDS, k, exit_part, _EXIT_KINDS
+    )
+    pq_r = pageq[:, 2]
+    kl_r = klock[:, 2]
+    reaper_part = np.stack([ctx[:, 2] - pq_r - kl_r, pq_r, kl_r], axis=1)
     reaper_part = np.where(reaper_part > 1e-9, reaper_part, 0.0)
-    rseg_ptr, rseg_kind, rseg_work = _csr(reaper_part, _REAPER_KINDS)
+    rseg_ptr, rseg_kind, rseg_work, _ = engine.pack_segments(
+        np.zeros((reaper_part.shape[0], 0)), _PIECE_KINDS[:0], 0, reaper_part, _REAPER_KINDS
+    )
     return Segments(seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work)
 
 
@@ -177,28 +169,74 @@ def _max_overlap(
     weights: npt.NDArray[np.float64],
 ) -> float:
     """Largest total weight of intervals ``[start, end)`` open at once (ends before starts)."""
-    t = np.concatenate([starts, ends])
-    w = np.concatenate([weights, -weights])
-    is_start = np.concatenate([np.ones_like(starts), np.zeros_like(ends)])
-    order = np.lexsort((is_start, t))
+    t = np.concatenate([ends, starts])
+    w = np.concatenate([-weights, weights])
+    order = np.argsort(t, kind="stable")  # at equal times the ends, listed first, come first
     running = np.cumsum(w[order])
     return float(max(running.max(initial=0.0), 0.0))
 
 
-@dataclass(frozen=True, slots=True)
 class ProcessCosts:
-    """Teardown costs per process (rows of the priced address spaces, gathered)."""
+    """Teardown costs per process, stored per drawn address space.
 
-    op_ns: npt.NDArray[np.float64]
-    ctx_ns: npt.NDArray[np.float64]
-    klock_ns: npt.NDArray[np.float64]
-    pageq_ns: npt.NDArray[np.float64]
-    page_lookups: npt.NDArray[np.int64]
-    tlb_invalidations: npt.NDArray[np.int64]
-    ptes_removed: npt.NDArray[np.int64]
-    pages_freed: npt.NDArray[np.int64]
-    ptp_freed: npt.NDArray[np.int64]
-    resident_mb: npt.NDArray[np.float64]
+    Rows are gathered (``space_of``) only for the columns the segments need; totals over the
+    workload weight each space by how many processes use it, so no ``[P, 9]`` copy is made.
+    """
+
+    def __init__(self, per_space: Any, space_of: npt.NDArray[np.int64]) -> None:
+        self.per_space = per_space
+        self.space_of = space_of
+        self.space_counts = np.bincount(space_of, minlength=per_space.op_ns.shape[0])
+
+    def _rows(self, name: str) -> npt.NDArray[Any]:
+        return np.asarray(getattr(self.per_space, name))[self.space_of]
+
+    @property
+    def op_ns(self) -> npt.NDArray[Any]:
+        return self._rows("op_ns")
+
+    @property
+    def ctx_ns(self) -> npt.NDArray[Any]:
+        return self._rows("ctx_ns")
+
+    @property
+    def klock_ns(self) -> npt.NDArray[Any]:
+        return self._rows("klock_ns")
+
+    @property
+    def pageq_ns(self) -> npt.NDArray[Any]:
+        return self._rows("pageq_ns")
+
+    @property
+    def page_lookups(self) -> npt.NDArray[Any]:
+        return self._rows("page_lookups")
+
+    @property
+    def tlb_invalidations(self) -> npt.NDArray[Any]:
+        return self._rows("tlb_invalidations")
+
+    @property
+    def ptes_removed(self) -> npt.NDArray[Any]:
+        return self._rows("ptes_removed")
+
+    @property
+    def pages_freed(self) -> npt.NDArray[Any]:
+        return self._rows("pages_freed")
+
+    @property
+    def ptp_freed(self) -> npt.NDArray[Any]:
+        return self._rows("ptp_freed")
+
+    @property
+    def resident_mb(self) -> npt.NDArray[Any]:
+        return self._rows("resident_mb")
+
+    def total(self, name: str) -> Any:
+        """Sum over processes of a per-process field (exact for integer counts)."""
+        values = np.asarray(getattr(self.per_space, name))
+        if values.dtype.kind in "iu":
+            return np.tensordot(self.space_counts.astype(values.dtype), values, axes=(0, 0))
+        return np.tensordot(self.space_counts.astype(np.float64), values, axes=(0, 0))
 
 
 def teardown_for(
@@ -207,13 +245,13 @@ def teardown_for(
     """Price each drawn address space (:func:`exitcore.teardown.teardown_costs`, expected
     page-table path) and give every process the costs of its own space."""
     per_space = teardown_costs(workload.spaces, variant, machine.arch_profile(), cores)
-    idx = workload.space_of
-    return ProcessCosts(
-        **{
-            name: np.asarray(getattr(per_space, name))[idx]
-            for name in ProcessCosts.__dataclass_fields__
-        }
-    )
+    return ProcessCosts(per_space, workload.space_of)
+
+
+def _total(costs: CostsLike, name: str) -> Any:
+    if isinstance(costs, ProcessCosts):
+        return costs.total(name)
+    return np.sum(getattr(costs, name), axis=0)
 
 
 def simulate(params: PointParams, rng: np.random.Generator) -> PointResult:
@@ -288,8 +326,8 @@ def reduce_run(
     def util(busy_s: float, servers: int) -> float:
         return min(1.0, busy_s / (horizon * servers)) if horizon > 0 else 0.0
 
-    op_s = costs.op_ns.sum(axis=0) * _NS
-    ctx_s = costs.ctx_ns.sum(axis=0) * _NS
+    op_s = _total(costs, "op_ns") * _NS
+    ctx_s = _total(costs, "ctx_ns") * _NS
     reaper_busy = tot[engine.A_REAPER] * _NS
     klock_hold = tot[engine.A_KL_HOLD] * _NS
     fields: dict[str, Any] = {
@@ -311,11 +349,11 @@ def reduce_run(
         "notify_latency_max_s": float(latency.max()) if n else 0.0,
         "zombies_max": int(round(zombies)),
         "unreclaimed_mb_max": unreclaimed,
-        "page_lookups": int(np.sum(costs.page_lookups)),
-        "tlb_invalidations": int(np.sum(costs.tlb_invalidations)),
-        "ptes_removed": int(np.sum(costs.ptes_removed)),
-        "pages_freed": int(np.sum(costs.pages_freed)),
-        "ptp_freed": int(np.sum(costs.ptp_freed)),
+        "page_lookups": int(_total(costs, "page_lookups")),
+        "tlb_invalidations": int(_total(costs, "tlb_invalidations")),
+        "ptes_removed": int(_total(costs, "ptes_removed")),
+        "pages_freed": int(_total(costs, "pages_freed")),
+        "ptp_freed": int(_total(costs, "ptp_freed")),
         "ctx_exit_s": float(ctx_s[0]),
         "ctx_exit_klock_s": float(ctx_s[1]),
         "ctx_reaper_s": float(ctx_s[2]),

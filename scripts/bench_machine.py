@@ -1,0 +1,114 @@
+"""Benchmark of the machine model (issue 3). Last line of output: one JSON object.
+
+- ``fork_exit_exits_per_s``: fork_exit at 64 cores with >= 1,000,000 exits, whole simulate()
+  (workload draw, teardown pricing, event loop, reduction); ``..._engine_exits_per_s`` is the
+  event loop alone.
+- ``kernel_build_128_s``: the default kernel_build on arm64_m2 at 128 cores (what-if), whole
+  simulate(), best of 5; ``kernel_build_128_engine_s`` the event loop alone.
+- ``speedup_vs_reference``: the event loop against the SimPy reference of
+  tests/exitcore/reference_sim.py on the same segments (a 300-compiler build on 8 cores).
+- ``first_call_s``: the first simulate() of the process (numba cache load, or compile when the
+  cache is cold).
+
+Times are the process's CPU time (time.process_time, best of the repeats): everything runs on
+one core, and CPU time is less disturbed than wall time on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "exitcore"))
+
+from reference_sim import reference_run  # noqa: E402
+
+from exitcore import engine  # noqa: E402
+from exitcore.machine import BUILTIN_MACHINES, MachineProfile  # noqa: E402
+from exitcore.mix import BUILTIN_MIXES, MixParams, generate  # noqa: E402
+from exitcore.simulate import (  # noqa: E402
+    PointParams,
+    build_segments,
+    simulate,
+    teardown_for,
+)
+from exitcore.variant import BUILTIN_VARIANTS, VARIANTS  # noqa: E402
+
+
+def engine_inputs(mix: dict, cores: int, variant: str = "baseline") -> tuple:
+    machine = MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"])
+    w = generate(MixParams.from_dict(mix), cores, np.random.default_rng(0))
+    v = VARIANTS[variant]
+    segs = build_segments(w, teardown_for(w, v, machine, cores))
+    return (
+        machine.siblings(cores), machine.smt_speed, segs.seg_ptr, segs.seg_kind,
+        segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
+        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1,
+    )  # fmt: skip
+
+
+def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def main() -> None:
+    m2 = BUILTIN_MACHINES["arm64_m2"]
+    base = BUILTIN_VARIANTS["baseline"]
+    kb = PointParams.from_dicts(m2, BUILTIN_MIXES["kernel_build"], base, 128)
+    first_call_s = timed(lambda: simulate(kb, np.random.default_rng(0)))
+
+    kb_s = timed(lambda: simulate(kb, np.random.default_rng(0)), repeat=5)
+    kb_args = engine_inputs(BUILTIN_MIXES["kernel_build"], 128)
+    kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=5)
+    print(f"kernel_build at 128 cores: simulate {kb_s:.4f} s, event loop {kb_engine_s:.4f} s")
+
+    cores = 64
+    per_slot = -(-1_000_000 // cores)
+    fork_mix = {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": per_slot}
+    fork = PointParams.from_dicts(m2, fork_mix, base, cores)
+    exits = per_slot * cores
+    fork_s = timed(lambda: simulate(fork, np.random.default_rng(0)))
+    fork_args = engine_inputs(fork_mix, cores)
+    fork_engine_s = timed(lambda: engine.run(*fork_args))
+    print(f"fork_exit, {exits} exits at {cores} cores: simulate {fork_s:.2f} s, "
+          f"event loop {fork_engine_s:.2f} s")  # fmt: skip
+
+    small = {**BUILTIN_MIXES["kernel_build"], "processes": 300, "address_space_templates": 32}
+    args = engine_inputs(small, 8)
+    fast_s = timed(lambda: engine.run(*args), repeat=5)
+    names = (
+        "sibling", "smt_speed", "seg_ptr", "seg_kind", "seg_work", "exit_first", "rseg_ptr",
+        "rseg_kind", "rseg_work", "notify_from_exit", "phase_ptr", "phase_slots", "n_reapers",
+    )  # fmt: skip
+    ref_s = timed(lambda: reference_run(**dict(zip(names, args, strict=True))))
+    print(
+        f"300-compiler build on 8 cores: event loop {fast_s:.4f} s, SimPy reference {ref_s:.2f} s"
+    )
+
+    print(
+        json.dumps(
+            {
+                "fork_exit_exits_per_s": round(exits / fork_s),
+                "fork_exit_engine_exits_per_s": round(exits / fork_engine_s),
+                "fork_exit_exits": exits,
+                "kernel_build_128_s": round(kb_s, 4),
+                "kernel_build_128_engine_s": round(kb_engine_s, 4),
+                "speedup_vs_reference": round(ref_s / fast_s, 1),
+                "reference_s": round(ref_s, 3),
+                "first_call_s": round(first_call_s, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
