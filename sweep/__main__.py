@@ -19,7 +19,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -31,11 +31,13 @@ from omegaconf.errors import OmegaConfBaseException
 
 from exitcore import MODEL_VERSION
 from sweep.errors import StudyError
-from sweep.execute import PointFn, Shared, connect, exitcore_point, run
 from sweep.plan import config_hash, plan, validate
 from sweep.progress import Progress, format_duration
 from sweep.spec import GROUPS, StudySpec
 from sweep.store import ResultSet
+
+if TYPE_CHECKING:
+    from sweep.execute import PointFn
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 _exit_code = 0
@@ -101,18 +103,24 @@ def _versions(chash: str) -> dict[str, str]:
     return versions
 
 
-def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
-    """Plan, execute, store and report one study; the exit status (1 if any point failed)."""
+def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
+    """Plan, execute, store and report one study; the exit status (1 if any point failed).
+
+    ``point_fn`` defaults to the real model (:func:`sweep.execute.exitcore_point`).
+    """
     start = time.monotonic()
     validate(spec)
     points = plan(spec)
     result_set = ResultSet(spec.study_dir, spec.store.flush_points)
     result_set.check_writable()
     result_set.check_compatible(spec.force)
+    # Ray is imported only once the input is known good: bad input fails fast.
+    from sweep.execute import Shared, connect, exitcore_point, run
+
     chash = config_hash(spec)
     # Validation is over: from here on the study directory is created and written.
     prepared = result_set.prepare(points, spec.force)
-    result_set.write_study_yaml(spec.config, _versions(chash))
+    result_set.write_study_yaml({**spec.config, "params": spec.params}, _versions(chash))
     log = sys.stderr
     print(
         f"sweep: study {spec.name!r}: {len(points)} points, {prepared.stored_ok} already stored, "
@@ -137,7 +145,7 @@ def run_study(spec: StudySpec, point_fn: PointFn = exitcore_point) -> int:
 
         stats = run(
             prepared.todo,
-            Shared(spec.name, chash, spec.params, point_fn),
+            Shared(spec.name, chash, spec.params, point_fn or exitcore_point),
             on_rows,
             task_target_s=spec.ray.task_target_s,
             max_tasks_in_flight=spec.ray.max_tasks_in_flight,
