@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -89,3 +91,11 @@ def test_bad_machine_fields_raise_naming_the_field(change: dict, field: str) -> 
 def test_bad_core_count_for_siblings() -> None:
     with pytest.raises(ValueError, match="cores"):
         MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"]).siblings(0)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MACHINES))
+def test_yaml_mirrors_the_builtin(name: str) -> None:
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "conf" / "machine" / f"{name}.yaml"
+    assert yaml.safe_load(path.read_text()) == BUILTIN_MACHINES[name]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +108,11 @@ def test_same_seed_same_workload_and_different_seed_differs() -> None:
     assert np.array_equal(a.user_s, b.user_s) and np.array_equal(a.space_of, b.space_of)
     assert np.array_equal(a.spaces.start_vpn, b.spaces.start_vpn)
     assert not np.array_equal(a.user_s, c.user_s)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+def test_yaml_mirrors_the_builtin(name: str) -> None:
+    import yaml
+
+    path = Path(__file__).resolve().parents[2] / "conf" / "mix" / f"{name}.yaml"
+    assert yaml.safe_load(path.read_text()) == BUILTIN_MIXES[name]
