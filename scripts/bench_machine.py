@@ -4,7 +4,7 @@
   (workload draw, teardown pricing, event loop, reduction); ``..._engine_exits_per_s`` is the
   event loop alone.
 - ``kernel_build_128_s``: the default kernel_build on arm64_m2 at 128 cores (what-if), whole
-  simulate(), best of 5; ``kernel_build_128_engine_s`` the event loop alone.
+  simulate(), best of 10; ``kernel_build_128_engine_s`` the event loop alone.
 - ``speedup_vs_reference``: the event loop against the SimPy reference of
   tests/exitcore/reference_sim.py on the same segments (a 300-compiler build on 8 cores).
 - ``first_call_s``: the first simulate() of the process (numba cache load, or compile when the
@@ -66,9 +66,9 @@ def main() -> None:
     kb = PointParams.from_dicts(m2, BUILTIN_MIXES["kernel_build"], base, 128)
     first_call_s = timed(lambda: simulate(kb, np.random.default_rng(0)))
 
-    kb_s = timed(lambda: simulate(kb, np.random.default_rng(0)), repeat=5)
+    kb_s = timed(lambda: simulate(kb, np.random.default_rng(0)), repeat=10)
     kb_args = engine_inputs(BUILTIN_MIXES["kernel_build"], 128)
-    kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=5)
+    kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=10)
     print(f"kernel_build at 128 cores: simulate {kb_s:.4f} s, event loop {kb_engine_s:.4f} s")
 
     cores = 64

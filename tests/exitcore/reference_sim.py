@@ -69,7 +69,6 @@ class Reference:
         self.totals = np.zeros(10)
         self.zombies: deque[int] = deque()
         self.n_reapers = int(kw["n_reapers"])
-        self.reaper_wakeups: list[simpy.Event | None] = [None] * self.n_reapers
         self.asleep = [True] * self.n_reapers
         self.waking = 0
         phase_ptr = kw["phase_ptr"]
@@ -168,16 +167,8 @@ class Reference:
 
     # -- reapers ----------------------------------------------------------------------------
     def wake(self, r: int) -> None:
-        self.asleep[r] = False
-        self.waking += 1
-
-        def take_job() -> None:
-            self.waking -= 1
-            job = self.zombies.popleft()
-            self.reaper_job[r] = job
-            self.times[job, E.T_REAP_START] = self.env.now
-
-        self.reaper_req[r] = self.cpu.request(take_job)
+        """A sleeping reaper is woken: it joins the run queue now."""
+        self.wake_again(r)
         self.reaper_events[r].succeed()
         self.reaper_events[r] = self.env.event()
 
@@ -206,6 +197,7 @@ class Reference:
                 self.notify(job)
 
     def wake_again(self, r: int) -> None:
+        """Queue reaper ``r`` for a thread; it takes the oldest zombie when it gets one."""
         self.asleep[r] = False
         self.waking += 1
 

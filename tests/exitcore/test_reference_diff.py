@@ -7,6 +7,10 @@ import pytest
 from reference_sim import reference_run
 
 from exitcore import engine as E
+from exitcore.machine import BUILTIN_MACHINES, MachineProfile
+from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore.simulate import build_segments, reduce_run, teardown_for
+from exitcore.variant import VARIANTS
 
 
 def random_workload(seed: int) -> dict:
@@ -82,3 +86,49 @@ def test_engine_matches_reference(seed: int) -> None:
     times, totals = reference_run(**w)
     np.testing.assert_allclose(fast.times_ns, times, rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(fast.totals_ns, totals, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("machine", "mix", "variant", "cores", "seed"),
+    [
+        ("arm64_m2", "kernel_build", "baseline", 4, 0),
+        ("amd64_ryzen8845", "kernel_build", "pmap_deactivate", 12, 1),
+        ("arm64_m2", "fork_exit", "rip_reaper", 6, 2),
+        ("amd64_ryzen8845", "configure", "linux_fullmm", 3, 3),
+    ],
+)
+def test_point_metrics_match_reference(
+    machine: str, mix: str, variant: str, cores: int, seed: int
+) -> None:
+    """Real mixes through both loops, reduced to PointResult metrics."""
+    small = {**BUILTIN_MIXES[mix], "address_space_templates": 8}
+    if small["processes_per_slot"] == 0:
+        small["processes"] = 60
+    else:
+        small["processes_per_slot"] = 5
+    m = MachineProfile.from_dict(BUILTIN_MACHINES[machine])
+    v = VARIANTS[variant]
+    w = generate(MixParams.from_dict(small), cores, np.random.default_rng(seed))
+    costs = teardown_for(w, v, m, cores)
+    s = build_segments(w, costs, m.cpu_speed, m.blocked_scale, m.kernel_speed)
+    inputs = {
+        "sibling": m.siblings(cores),
+        "smt_speed": m.smt_speed,
+        "seg_ptr": s.seg_ptr,
+        "seg_kind": s.seg_kind,
+        "seg_work": s.seg_work_ns,
+        "exit_first": s.exit_first,
+        "rseg_ptr": s.rseg_ptr,
+        "rseg_kind": s.rseg_kind,
+        "rseg_work": s.rseg_work_ns,
+        "notify_from_exit": v.notify_from_exit,
+        "phase_ptr": w.phase_ptr,
+        "phase_slots": w.phase_slots,
+        "n_reapers": m.reapers,
+    }
+    fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
+    times, totals = reference_run(**inputs)
+    ref = reduce_run(E.EngineRun(times, totals), costs, v, m, cores).as_dict()
+    assert fast.keys() == ref.keys()
+    for key, value in fast.items():
+        assert value == pytest.approx(ref[key], rel=1e-9, abs=1e-12), key
