@@ -114,7 +114,7 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         return
     quiet: dict[str, Any] = {
         "log_to_driver": False,
-        "logging_level": logging.ERROR,  # Ray warns on every start (token auth notice),
+        "logging_level": logging.ERROR,  # Ray warns on every start (token auth notice)
         "include_dashboard": False,
     }
     try:
