@@ -64,8 +64,12 @@ def _group_loader() -> tuple[Any, dict[str, list[str]]]:
     def load(group: str, name: str) -> dict[str, Any]:
         for source in sources:
             if source.available() and source.is_config(f"{group}/{name}"):
-                loaded = source.load_config(f"{group}/{name}.yaml").config
-                container = OmegaConf.to_container(loaded, resolve=True)
+                try:
+                    loaded = source.load_config(f"{group}/{name}.yaml").config
+                    container = OmegaConf.to_container(loaded, resolve=True)
+                except Exception as exc:  # a YAML or interpolation error in the user's file
+                    detail = _one_line(exc)
+                    raise StudyError(f"{group}/{name}.yaml cannot be read: {detail}") from None
                 assert isinstance(container, dict)
                 container.pop("defaults", None)
                 return container

@@ -163,7 +163,7 @@ class StoreSpec:
     """Flush policy: a Parquet file per partition every ``flush_points`` rows or ``flush_s``."""
 
     flush_points: int = 5000
-    flush_s: float = 10.0
+    flush_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -263,7 +263,7 @@ class StudySpec:
                 "store.flush_points", store_cfg.get("flush_points", 5000)
             )
             or 5000,
-            flush_s=_positive_float("store.flush_s", store_cfg.get("flush_s", 10.0)),
+            flush_s=_positive_float("store.flush_s", store_cfg.get("flush_s", 30.0)),
         )
         progress = str(config.get("progress", "auto"))
         if progress not in ("auto", "bar", "log", "off"):
