@@ -642,12 +642,15 @@ def run(
 
 
 @njit(cache=True)
-def _pack(piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[no-untyped-def]
+def _pack(head_ns, head_kinds, piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[no-untyped-def]
     n = piece_ns.shape[0]
     ptr = np.zeros(n + 1, np.int64)
     tail_first = np.zeros(n, np.int64)
     for p in range(n):
         c = 0
+        for j in range(head_ns.shape[1]):
+            if head_ns[p, j] > 0.0:
+                c += 1
         for j in range(piece_ns.shape[1]):
             if piece_ns[p, j] > 0.0:
                 c += pieces
@@ -659,6 +662,11 @@ def _pack(piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[n
     work = np.empty(ptr[n])
     for p in range(n):
         i = ptr[p]
+        for j in range(head_ns.shape[1]):
+            if head_ns[p, j] > 0.0:
+                kinds[i] = head_kinds[j]
+                work[i] = head_ns[p, j]
+                i += 1
         for _ in range(pieces):
             for j in range(piece_ns.shape[1]):
                 if piece_ns[p, j] > 0.0:
@@ -675,19 +683,25 @@ def _pack(piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[n
 
 
 def pack_segments(
+    head_ns: npt.NDArray[np.float64],
+    head_kinds: npt.NDArray[np.int8],
     piece_ns: npt.NDArray[np.float64],
     piece_kinds: npt.NDArray[np.int8],
     pieces: int,
     tail_ns: npt.NDArray[np.float64],
     tail_kinds: npt.NDArray[np.int8],
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8], npt.NDArray[np.float64], Any]:
-    """CSR segments: per process ``pieces`` repeats of the positive columns of ``piece_ns[P, K]``,
-    then the positive columns of ``tail_ns[P, T]``; also the index of each process's first
-    tail segment. Zero-length segments are dropped."""
+    """CSR segments, per process: the positive columns of ``head_ns[P, H]``, then ``pieces``
+    repeats of the positive columns of ``piece_ns[P, K]``, then the positive columns of
+    ``tail_ns[P, T]``; also the index of each process's first tail segment. Zero-length
+    segments are dropped."""
+    n = piece_ns.shape[0]
     return _pack(
-        np.ascontiguousarray(piece_ns, np.float64),
+        np.ascontiguousarray(head_ns, np.float64).reshape(n, -1),
+        np.ascontiguousarray(head_kinds, np.int8),
+        np.ascontiguousarray(piece_ns, np.float64).reshape(n, -1),
         np.ascontiguousarray(piece_kinds, np.int8),
         int(pieces),
-        np.ascontiguousarray(tail_ns, np.float64),
+        np.ascontiguousarray(tail_ns, np.float64).reshape(n, -1),
         np.ascontiguousarray(tail_kinds, np.int8),
     )

@@ -54,10 +54,10 @@ BUILTIN_MACHINES: Final[dict[str, dict[str, Any]]] = {
         "smt_gain": 0.25,  # (estimate) typical SMT uplift on compile workloads
         "reapers": 1,  # (derived) OpenBSD has one reaper thread
         # (estimate, fitted) calibration target 6 (user 544.57 s with the M2's kernel_build)
-        "cpu_speed": 0.624,
+        "cpu_speed": 0.63,
         # (estimate) fitted to calibration target 6's sys: amd64 system calls cost relatively
         # more than user code next to the M2 (mitigations, IPIs).
-        "kernel_speed": 0.571,
+        "kernel_speed": 0.592,
         # (estimate, fitted) calibration target 6: 6.0 of 16 threads busy needs far more time
         # blocked (storage, sleeping locks: ~0.6 s per compiler) than the M2 build, which kept
         # 7.79 of 8 cores busy. The most doubtful constant of the profile.

@@ -12,8 +12,9 @@ Shape of a workload (DESIGN.md section 5):
 - **Each process** has user time (lognormal, median ``user_s_median``), non-exit system time
   ``sys_s_fixed + sys_per_user * user`` (fork, exec, system calls, faults) of which
   ``klock_frac`` runs under KERNEL_LOCK and ``pageq_frac`` under the page-queue lock, and blocked
-  time ``blocked_per_user * user`` (I/O: neither user nor sys). The time is cut into ``pieces``
-  bursts, each ``blocked, user, sys, KERNEL_LOCK sys, page-queue sys``, so locked sections are
+  time ``blocked_per_user * user`` (I/O: neither user nor sys), spent first (reading its inputs).
+  The CPU time is cut into ``pieces`` bursts, each ``user, sys, KERNEL_LOCK sys, page-queue
+  sys``, so locked sections are
   interleaved with computation as system calls are.
 - **Its address space** at exit: resident MB, anonymous share, virtual MB, map entries,
   threads, drawn uniformly from the given ranges, with a resident-page placement pattern.

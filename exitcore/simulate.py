@@ -5,14 +5,15 @@ address space's teardown once (:func:`exitcore.teardown.teardown_costs`, expecte
 path; processes sharing a drawn space share its costs), lays each process out as a list of
 segments and runs the event loop (:mod:`exitcore.engine`).
 
-Segments of one process, in order: ``pieces`` times ``[blocked, user, sys, sys under
-KERNEL_LOCK, sys under the page-queue lock]`` (the mix's non-exit times: user divided by the
-machine's ``cpu_speed``, system times by ``kernel_speed``, blocked time multiplied by
-``blocked_scale``), then the exit: the ``exit`` context's work without lock, its page-queue
-part, then the ``exit_klock`` context under KERNEL_LOCK (when the variant notifies from exit,
-the parent is woken at the end of it). The reaper job: the ``reaper`` context's unlocked work,
-its page-queue part, then its KERNEL_LOCK part (the parent notification, last). Zero-length
-segments are dropped. Teardown costs are the architecture's nanoseconds and are not scaled.
+Segments of one process, in order: its blocked time (reading its inputs), then ``pieces``
+times ``[user, sys, sys under KERNEL_LOCK, sys under the page-queue lock]`` (the mix's
+non-exit times: user divided by the machine's ``cpu_speed``, system times by
+``kernel_speed``, blocked time multiplied by ``blocked_scale``), then the exit: the ``exit``
+context's work without lock, its page-queue part, then the ``exit_klock`` context under
+KERNEL_LOCK (when the variant notifies from exit, the parent is woken at the end of it). The
+reaper job: the ``reaper`` context's unlocked work, its page-queue part, then its KERNEL_LOCK
+part (the parent notification, last). Zero-length segments are dropped. Teardown costs are the
+architecture's nanoseconds and are not scaled.
 
 Accounting as time(1) sees it: ``user_s`` is user segments, ``sys_s`` everything else a process
 holds a CPU for (non-exit and exit system time, and spinning on either lock); the reaper's CPU
@@ -50,7 +51,8 @@ from exitcore.teardown import teardown_costs
 from exitcore.variant import Variant
 
 _NS = 1e-9
-_PIECE_KINDS = np.array([engine.BLOCK, engine.USER, engine.SYS, engine.KL, engine.PQ], np.int8)
+_BLOCK_KIND = np.array([engine.BLOCK], np.int8)
+_PIECE_KINDS = np.array([engine.USER, engine.SYS, engine.KL, engine.PQ], np.int8)
 _EXIT_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
 _REAPER_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
 
@@ -145,9 +147,9 @@ def build_segments(
     k = workload.pieces
     scale = 1e9 / cpu_speed / k
     kscale = 1e9 / kernel_speed / k
+    blocked = (workload.blocked_s * (1e9 * blocked_scale))[:, None]
     piece = np.stack(
         [
-            workload.blocked_s * (1e9 * blocked_scale / k),
             workload.user_s * scale,
             workload.sys_s * kscale,
             workload.klock_s * kscale,
@@ -159,14 +161,15 @@ def build_segments(
     pq_exit = pageq[:, 0]
     exit_part = np.stack([ctx[:, 0] - pq_exit, pq_exit, ctx[:, 1]], axis=1)
     seg_ptr, seg_kind, seg_work, exit_first = engine.pack_segments(
-        piece, _PIECE_KINDS, k, exit_part, _EXIT_KINDS
+        blocked, _BLOCK_KIND, piece, _PIECE_KINDS, k, exit_part, _EXIT_KINDS
     )
     pq_r = pageq[:, 2]
     kl_r = klock[:, 2]
     reaper_part = np.stack([ctx[:, 2] - pq_r - kl_r, pq_r, kl_r], axis=1)
     reaper_part = np.where(reaper_part > 1e-9, reaper_part, 0.0)
+    none = np.zeros((reaper_part.shape[0], 0))
     rseg_ptr, rseg_kind, rseg_work, _ = engine.pack_segments(
-        np.zeros((reaper_part.shape[0], 0)), _PIECE_KINDS[:0], 0, reaper_part, _REAPER_KINDS
+        none, _PIECE_KINDS[:0], none, _PIECE_KINDS[:0], 0, reaper_part, _REAPER_KINDS
     )
     return Segments(seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work)
 
