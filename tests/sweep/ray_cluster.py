@@ -77,14 +77,14 @@ def raylet_pids(nodes: Cluster) -> list[int]:
     ]
 
 
-def task_workers(nodes: Cluster, task_name: str) -> list[psutil.Process]:
-    """This cluster's worker processes now running ``task_name`` (Ray titles them ``ray::NAME``).
+def task_workers(raylets: list[int], task_name: str) -> list[tuple[int, psutil.Process]]:
+    """``(raylet pid, worker)`` for every worker now running ``task_name`` under ``raylets``.
 
-    Only descendants of this cluster's raylets are considered, so workers of other Rays on the
-    machine are never touched.
+    Ray titles a worker ``ray::NAME`` while it runs task NAME. Only descendants of the given
+    raylets are considered, so workers of other Rays on the machine are never touched.
     """
     found = []
-    for pid in raylet_pids(nodes):
+    for pid in raylets:
         try:
             children = psutil.Process(pid).children(recursive=True)
         except psutil.NoSuchProcess:
@@ -95,8 +95,17 @@ def task_workers(nodes: Cluster, task_name: str) -> list[psutil.Process]:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             if title.startswith(f"ray::{task_name}"):
-                found.append(child)
+                found.append((pid, child))
     return found
+
+
+def session_raylet() -> int:
+    """The raylet of the Ray this process started (the session's ``ray_local``)."""
+    import ray._private.worker
+
+    node = ray._private.worker._global_node
+    assert node is not None and node.head, "this process did not start its Ray"
+    return node.all_processes["raylet"][0].process.pid
 
 
 def sweep_env() -> dict[str, str]:

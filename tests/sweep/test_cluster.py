@@ -59,9 +59,7 @@ def test_study_on_two_nodes_equals_the_local_run(
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     while driver.poll() is None and time.monotonic() < deadline:
-        for pid in raylets:
-            if task_workers_of(two_nodes, pid):
-                seen.add(pid)
+        seen.update(raylet for raylet, _ in task_workers(raylets, "_compute_chunk_task"))
         time.sleep(0.05)
     _, stderr = driver.communicate(timeout=60)
     assert driver.returncode == 0, stderr
@@ -86,14 +84,6 @@ def test_study_on_two_nodes_equals_the_local_run(
     ) == sorted(p.relative_to(out / "local").parent for p in (out / "local").rglob("*.parquet"))
     assert without_study(remote_rows).equals(without_study(local_rows))
     assert comparable(remote_rows).equals(reference(GRID, name="remote"))
-
-
-def task_workers_of(nodes: Any, raylet_pid: int) -> list[Any]:
-    return [
-        proc
-        for proc in task_workers(nodes, "_compute_chunk_task")
-        if raylet_pid in {p.pid for p in proc.parents()}
-    ]
 
 
 def without_study(table: pa.Table) -> pa.Table:
