@@ -60,9 +60,15 @@ def sweep(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedPr
     )
 
 
-def reference(grid: dict, variants: dict | None = None, name: str = "default") -> pa.Table:
+def reference(
+    grid: dict, variants: dict | None = None, name: str = "default", mixes: dict | None = None
+) -> pa.Table:
     """The rows of an uninterrupted run, computed point by point in this process."""
-    groups = {**BUILTIN, "variant": {**BUILTIN_VARIANTS, **(variants or {})}}
+    groups = {
+        **BUILTIN,
+        "variant": {**BUILTIN_VARIANTS, **(variants or {})},
+        "mix": {**BUILTIN_MIXES, **(mixes or {})},
+    }
     spec = StudySpec.from_dicts(
         {"study": {"name": name, "seed": 0}, "grid": grid},
         lambda g, n: groups[g][n],
@@ -266,3 +272,38 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
             {**grid, "variant": [variant]}, {"early_notify": early_notify}, f"default-{job}"
         )
         assert comparable(stored).equals(expected)
+
+
+def test_changing_a_parameter_recomputes_exactly_the_affected_points(
+    tmp_path: Path, ray_address: str
+) -> None:
+    extra = tmp_path / "extra_conf"
+    (extra / "variant").mkdir(parents=True)
+    mine = {**BUILTIN_VARIANTS["baseline"], "name": "mine", "description": "a user's variant"}
+    variant_file = extra / "variant" / "mine.yaml"
+    variant_file.write_text(yaml.safe_dump(mine))
+    grid = {**TINY, "variant": ["baseline", "mine"], "cores": "1..2", "seed": [0]}
+    args = [
+        f"hydra.searchpath=[file://{extra}]",
+        *grid_args(grid),
+        "set.mix.processes_per_slot=50",  # a study-wide override, through Hydra's command line
+        f"out={tmp_path / 'results'}",
+        f"ray.address={ray_address}",
+        "report=false",
+    ]
+    study = tmp_path / "results" / "default"
+    small_mix = {"fork_exit": {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": 50}}
+
+    first = sweep(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "0 already stored, 4 to compute" in first.stderr
+    assert comparable(read_points(study)).equals(reference(grid, {"mine": mine}, mixes=small_mix))
+
+    mine = {**mine, "notify": "exit"}  # edit the user's variant only
+    variant_file.write_text(yaml.safe_dump(mine))
+    second = sweep(*args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "2 already stored, 2 to compute" in second.stderr
+    final = read_points(study)
+    assert final.num_rows == 4  # the superseded rows are gone
+    assert comparable(final).equals(reference(grid, {"mine": mine}, mixes=small_mix))
