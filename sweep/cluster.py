@@ -5,8 +5,8 @@ another Ray fails in obscure ways (pickling, protocol errors) and one with anoth
 compute different floats. :func:`join` therefore
 
 1. calls ``ray.init(address=...)`` and turns Ray's own refusal (``RuntimeError: Version
-   mismatch: ...``, raised when the driver differs from the head) or an unreachable address
-   into one line (:class:`~sweep.errors.StudyError`);
+   mismatch: ...``, raised when the driver differs from the head) into one line
+   (:class:`~sweep.errors.StudyError`);
 2. runs one tiny task on every alive node (pinned with a node-affinity strategy, zero CPUs so a
    busy node or a head started with ``--num-cpus=0`` still answers) that returns
    ``ray.__version__`` and ``sys.version_info[:3]``; Ray checks a worker node against the head
@@ -135,7 +135,8 @@ def node_versions(timeout_s: float = PROBE_TIMEOUT_S) -> list[NodeVersions]:
 def join(address: str | None, **init_kwargs: Any) -> str:
     """``ray.init`` an existing cluster (``None``: ``RAY_ADDRESS``) and check its versions.
 
-    Returns the one-line summary of :func:`check_versions`; every failure is a StudyError.
+    Returns the one-line summary of :func:`check_versions`. A version mismatch is a
+    StudyError; other failures of ``ray.init`` (no cluster at the address) propagate.
     """
     where = address or "RAY_ADDRESS"
     try:
@@ -144,9 +145,6 @@ def join(address: str | None, **init_kwargs: Any) -> str:
         if "Version mismatch" not in str(exc):
             raise
         raise StudyError(mismatch_line(str(exc), where)) from None
-    except ConnectionError as exc:
-        reason = " ".join(str(exc).split())[:200]
-        raise StudyError(f"ray.address: cannot join a Ray cluster at {where}: {reason}") from None
     start = time.monotonic()
     summary = check_versions(node_versions(), address=ray.get_runtime_context().gcs_address)
     return f"{summary} (checked in {time.monotonic() - start:.1f} s)"
