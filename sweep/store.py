@@ -295,8 +295,13 @@ class ResultSet:
             self.files_written += 1
 
     def close(self) -> None:
-        """Flush what is buffered and remove the empty scratch directory."""
+        """Flush what is buffered, compact partitions left with many small files (atomically,
+        see :mod:`sweep.compact`) and remove the empty scratch directory."""
         self.flush()
+        if self.files_written:
+            from sweep.compact import compact
+
+            compact(self.points_dir, FILE_SCHEMA, self.tmp_dir)
         try:
             self.tmp_dir.rmdir()
         except OSError:
