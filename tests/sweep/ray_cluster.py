@@ -1,16 +1,20 @@
 """Real multi-node Ray clusters on this machine for cluster and fault tests.
 
 :func:`cluster` starts a head and worker nodes with ``ray.cluster_utils.Cluster`` (each node its
-own raylet, object store and workers, as on separate hosts) without connecting this process to
-it: the test session already holds its own local Ray, and a process joins one Ray at a time, so
-studies run against the cluster in ``python -m sweep`` subprocesses.
+own raylet, object store and workers, as on separate hosts) in a helper process: the test
+process holds the session's own Ray, and starting another cluster's nodes from the same process
+mixes their process-wide state. Studies run against the cluster in ``python -m sweep``
+subprocesses with ``ray.address``.
 
-Teardown removes only this cluster's nodes (never ``ray stop``, which would kill every Ray on
-the machine, including the session's and other test runs').
+The cluster lives in its own Ray temp directory (``RAY_TMPDIR``): a head records its address in
+``<temp>/ray_current_cluster``, and a plain ``ray.init()`` anywhere on the machine would otherwise
+join it. Teardown closes the helper's stdin and the helper removes only its own nodes (never
+``ray stop``, which would kill every Ray on the machine, including other test runs').
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,63 +22,69 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from ray.cluster_utils import Cluster
 
 NODE_ARGS = {"include_dashboard": False, "object_store_memory": 80 * 1024 * 1024}
 
-
-@contextmanager
-def cluster(cpus_per_node: tuple[int, ...] = (1, 1)) -> Iterator[Cluster]:
-    """A head with ``cpus_per_node[0]`` CPUs and one worker node per further entry.
-
-    The cluster lives in its own Ray temp directory (``RAY_TMPDIR``): a head records its address
-    in ``<temp>/ray_current_cluster``, and a plain ``ray.init()`` anywhere on the machine would
-    otherwise join this cluster instead of starting its own Ray.
-    """
-    head, *workers = cpus_per_node
-    temp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")  # short: socket paths are <108 bytes
-    saved = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp
-    nodes = None
-    try:
-        nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": head, **NODE_ARGS})
-        for cpus in workers:
-            nodes.add_node(num_cpus=cpus, **NODE_ARGS)
-        nodes.wait_for_nodes()
-    except BaseException:
-        if nodes is not None:
-            _remove(nodes)
-        raise
-    finally:
-        if saved is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = saved
-    try:
-        yield nodes
-    finally:
-        _remove(nodes)
-        shutil.rmtree(temp, ignore_errors=True)
-
-
-def _remove(nodes: Cluster) -> None:
-    # Not Cluster.shutdown(): it also resets this process's internal KV client, which belongs to
-    # the session's own Ray, and deletes the machine's default ray_current_cluster file.
-    for node in list(nodes.worker_nodes):
-        nodes.remove_node(node, allow_graceful=False)
-    if nodes.head_node is not None:
-        nodes.remove_node(nodes.head_node, allow_graceful=False)
-
-
-def raylet_pids(nodes: Cluster) -> list[int]:
-    return [
+_HELPER = """
+import json, sys
+from ray.cluster_utils import Cluster
+cpus, node_args = json.loads(sys.argv[1])
+nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": cpus[0], **node_args})
+try:
+    for n in cpus[1:]:
+        nodes.add_node(num_cpus=n, **node_args)
+    nodes.wait_for_nodes()
+    raylets = [
         info.process.pid
         for node in nodes.list_all_nodes()
         for info in node.all_processes.get("raylet", [])
     ]
+    print(json.dumps({"address": nodes.address, "raylets": raylets}), flush=True)
+    sys.stdin.read()  # until the test closes it (or dies)
+finally:
+    nodes.shutdown()
+"""
+
+
+@dataclass(frozen=True)
+class ClusterHandle:
+    address: str
+    raylets: list[int]
+
+
+@contextmanager
+def cluster(cpus_per_node: tuple[int, ...] = (1, 1)) -> Iterator[ClusterHandle]:
+    """A head with ``cpus_per_node[0]`` CPUs and one worker node per further entry."""
+    temp = tempfile.mkdtemp(prefix="rayc-", dir="/tmp")  # short: socket paths are <108 bytes
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_TMPDIR"] = temp
+    helper = subprocess.Popen(
+        [sys.executable, "-c", _HELPER, json.dumps([list(cpus_per_node), NODE_ARGS])],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert helper.stdout is not None
+        line = helper.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the Ray cluster helper exited with {helper.wait()}")
+        info = json.loads(line)
+        yield ClusterHandle(info["address"], info["raylets"])
+    finally:
+        if helper.stdin is not None:
+            helper.stdin.close()
+        try:
+            helper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            helper.kill()
+            helper.wait()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 def task_workers(raylets: list[int], task_name: str) -> list[tuple[int, psutil.Process]]:

@@ -22,10 +22,10 @@ from sweep.errors import StudyError
 from sweep.store import read_points
 
 try:
-    from ray_cluster import cluster, raylet_pids, sweep_popen, task_workers
+    from ray_cluster import ClusterHandle, cluster, sweep_popen, task_workers
     from test_cli import comparable, grid_args, reference
 except ImportError:  # run as a package (python -m pytest from elsewhere)
-    from tests.sweep.ray_cluster import cluster, raylet_pids, sweep_popen, task_workers
+    from tests.sweep.ray_cluster import ClusterHandle, cluster, sweep_popen, task_workers
     from tests.sweep.test_cli import comparable, grid_args, reference
 
 # Four points of about a second each (kernel_build is the model's heaviest mix): long enough to
@@ -40,14 +40,14 @@ GRID = {
 
 
 @pytest.fixture(scope="module")
-def two_nodes() -> Iterator[Any]:
+def two_nodes() -> Iterator[ClusterHandle]:
     with cluster((1, 1)) as nodes:
         yield nodes
 
 
 @pytest.mark.slow
 def test_study_on_two_nodes_equals_the_local_run(
-    tmp_path: Path, two_nodes: Any, ray_local: Any
+    tmp_path: Path, two_nodes: ClusterHandle, ray_local: Any
 ) -> None:
     out = tmp_path / "results"
     common = [*grid_args(GRID), f"out={out}", "ray.chunk_points=1"]
@@ -55,7 +55,7 @@ def test_study_on_two_nodes_equals_the_local_run(
         *common, "study.name=remote", f"ray.address={two_nodes.address}", cwd=tmp_path
     )
     # Watch which node's workers run the study's tasks while it runs.
-    raylets = raylet_pids(two_nodes)
+    raylets = two_nodes.raylets
     seen: set[int] = set()
     deadline = time.monotonic() + 120
     while driver.poll() is None and time.monotonic() < deadline:
