@@ -79,11 +79,20 @@ def test_study_on_two_nodes_equals_the_local_run(
     local_rows = read_points(out / "local")
     assert remote_rows.num_rows == 4
     # Same layout, same point ids, same metrics bit for bit; only the study name differs.
-    assert sorted(
-        p.relative_to(out / "remote").parent for p in (out / "remote").rglob("*.parquet")
-    ) == sorted(p.relative_to(out / "local").parent for p in (out / "local").rglob("*.parquet"))
+    assert (
+        partitions(out / "remote")
+        == partitions(out / "local")
+        == {"machine=arm64_m2/mix=kernel_build"}
+    )
+    assert (out / "remote" / "study.yaml").is_file()
     assert without_study(remote_rows).equals(without_study(local_rows))
     assert comparable(remote_rows).equals(reference(GRID, name="remote"))
+
+
+def partitions(study: Path) -> set[str]:
+    return {
+        str(p.parent.relative_to(study / "points")) for p in study.rglob("points/*/*/*.parquet")
+    }
 
 
 def without_study(table: pa.Table) -> pa.Table:
