@@ -5,8 +5,9 @@
 #       scripts/cluster/ray_job_submit.sh study.name=altra grid.cores=[1,8,80]
 #
 # The project directory is shipped as the job's working_dir, which Ray puts on every worker's
-# import path, so the cluster runs the same exitcore and conf/ as the driver; the cluster's
-# Python environment must already hold the runtime dependencies (pyproject.toml). The driver
+# import path, so the cluster runs the same exitcore and conf/ as the driver; `python` on the
+# head must be the cluster's Ray environment and already hold the runtime dependencies
+# (pyproject.toml); `ray` must be on this machine's PATH. The driver
 # runs on the head node inside an unpacked copy of working_dir that Ray deletes later, so the
 # results must go to an absolute directory: EXITSWEEP_OUT (or an explicit out=...) on the head
 # node or, better, a shared filesystem. The driver checks that every node runs its Ray and
