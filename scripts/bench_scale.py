@@ -4,6 +4,7 @@ Run from the project directory::
 
     python scripts/bench_scale.py                 # 100,000 points; last line is one JSON object
     python scripts/bench_scale.py --seeds 25      # a 4,000-point smoke run of the same script
+    python scripts/bench_scale.py --flush-s 1     # a flush a second: compaction at the end
 
 A *cheap point* is a real ``exitcore`` point of the ``configure`` mix cut to 4 processes
 (``set.mix.processes=4``) at 1-5 cores: every stage of the model runs, at a few milliseconds a
@@ -43,8 +44,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 MACHINES = ["arm64_m2", "amd64_ryzen8845", "arm64_altra80", "amd64_epyc192"]
 
 
-def study_args(out: Path, seeds: int, address: str) -> list[str]:
+def study_args(out: Path, seeds: int, address: str, flush_s: float | None) -> list[str]:
+    flush = [] if flush_s is None else [f"store.flush_s={flush_s}"]
     return [
+        *flush,
         f"grid.machine=[{','.join(MACHINES)}]",
         "grid.mix=[configure]",
         "set.mix.processes=4",
@@ -79,6 +82,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=625, help="seeds (160 points each)")
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray")
     parser.add_argument("--keep", type=Path, help="write the study here instead of a temp dir")
+    parser.add_argument(
+        "--flush-s", type=float, help="store.flush_s (default: the config's); small = many files"
+    )
     options = parser.parse_args()
 
     out = options.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
@@ -90,7 +96,7 @@ def main() -> None:
         logging_level=logging.WARNING,
     )
     address = ray.get_runtime_context().gcs_address
-    args = study_args(out, options.seeds, address)
+    args = study_args(out, options.seeds, address, options.flush_s)
     wall_s, log = run_cli(args)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # Linux: kilobytes
     print(log.strip().splitlines()[-1] if log.strip() else "", file=sys.stderr)
@@ -120,6 +126,7 @@ def main() -> None:
         "rerun_s": round(rerun_s, 1),
         "rerun_computed_nothing": "0 to compute" in rerun_log,
         "cpus": options.cpus,
+        "flush_s": options.flush_s,
         "out": str(out),
     }
     print(json.dumps(result))
