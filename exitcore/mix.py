@@ -11,11 +11,15 @@ Shape of a workload (DESIGN.md section 5):
   step, genassym), and ``serial_tail`` processes end the run on one chain (the link).
 - **Each process** has user time (lognormal, median ``user_s_median``), non-exit system time
   ``sys_s_fixed + sys_per_user * user`` (fork, exec, system calls, faults) of which
-  ``klock_frac`` runs under KERNEL_LOCK and ``pageq_frac`` under the page-queue lock, and blocked
-  time ``blocked_per_user * user`` (I/O: neither user nor sys), spent first (reading its inputs).
-  The CPU time is cut into ``pieces`` bursts, each ``user, sys, KERNEL_LOCK sys, page-queue
-  sys``, so locked sections are
-  interleaved with computation as system calls are.
+  ``klock_frac`` runs under KERNEL_LOCK and ``pageq_frac`` under the page-queue lock, and
+  I/O operations (files opened, read, written), done first (reading its inputs): ``io_ops`` for
+  a process of the mix's mean user time, in proportion to user time for the others (a compile
+  runs longer because it parses more headers). The mix only counts them: what one costs in
+  blocked time (neither user nor sys) is the machine's ``io_op_s`` (0 when the files sit in the
+  page cache), so the same mix blocks long on a machine with slow storage and not at all on one
+  that builds from memory. The CPU time is cut into ``pieces`` bursts, each ``user, sys,
+  KERNEL_LOCK sys, page-queue sys``, so locked sections are interleaved with computation as
+  system calls are.
 - **Its address space** at exit: resident MB, anonymous share, virtual MB, map entries,
   threads, drawn uniformly from the given ranges, with a resident-page placement pattern.
   File-backed pages are shared by as many processes as run at once (``sharers``: ``slots``).
@@ -64,7 +68,9 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         # suggests, so the work pmap_deactivate moves under it makes the others spin (target 5)
         "klock_frac": 0.453,
         "pageq_frac": 0.05,  # (estimate) fault path under the page-queue lock
-        "blocked_per_user": 0.001,  # (estimate) the M2 build kept 7.79 of 8 cores busy
+        # (estimate) files one compile opens, reads or writes: the ~100-150 headers an OpenBSD
+        # kernel .c includes, include-path lookups, its .o and .d
+        "io_ops": 200.0,
         "pieces": 32,  # (estimate) bursts per process: how often it takes the locks
         "phases": 1,  # (estimate) the kernel's objects build in one make invocation
         "serial_per_barrier": 0,
@@ -97,7 +103,7 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "sys_per_user": 0.0,
         "klock_frac": 0.2,  # (estimate) fork and wait4 still take KERNEL_LOCK
         "pageq_frac": 0.05,  # (estimate)
-        "blocked_per_user": 0.0,
+        "io_ops": 0.0,  # (derived) the child exits at once, it reads nothing
         "pieces": 1,
         "phases": 1,
         "serial_per_barrier": 0,
@@ -126,7 +132,8 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "sys_per_user": 0.5,
         "klock_frac": 0.2,
         "pageq_frac": 0.05,
-        "blocked_per_user": 0.1,
+        # (estimate) a shell, sed or cc -E opens a few files: conftest.c, a header, config.log
+        "io_ops": 4.0,
         "pieces": 2,
         "phases": 1,
         "serial_per_barrier": 0,
@@ -155,7 +162,7 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "sys_per_user": 0.2,
         "klock_frac": 0.2,
         "pageq_frac": 0.05,
-        "blocked_per_user": 0.0,
+        "io_ops": 0.0,  # (derived) it maps anonymous memory, touches it and exits
         "pieces": 1,
         "phases": 1,
         "serial_per_barrier": 0,
@@ -184,7 +191,7 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "sys_per_user": 0.05,
         "klock_frac": 0.1,
         "pageq_frac": 0.05,
-        "blocked_per_user": 0.0,
+        "io_ops": 0.0,  # (estimate) workers shut down from memory; the mix studies teardown
         "pieces": 4,
         "phases": 1,
         "serial_per_barrier": 0,
@@ -240,7 +247,7 @@ class MixParams:
     sys_per_user: float
     klock_frac: float
     pageq_frac: float
-    blocked_per_user: float
+    io_ops: float
     pieces: int
     phases: int
     serial_per_barrier: int
@@ -333,9 +340,12 @@ class Workload:
 
     Attributes
     ----------
-    user_s, sys_s, klock_s, pageq_s, blocked_s : float64[P]
+    user_s, sys_s, klock_s, pageq_s : float64[P]
         Non-exit times on the reference machine: user, unlocked system, system under
-        KERNEL_LOCK, system under the page-queue lock, blocked.
+        KERNEL_LOCK, system under the page-queue lock.
+    io_ops : float64[P]
+        I/O operations of each process (an expected count, so not an integer); the machine
+        prices them in blocked time.
     pieces : int
         Bursts each process's time is cut into.
     resident_pages, anon_pages, virtual_pages, map_entries, threads, sharers : int64[P]
@@ -353,7 +363,7 @@ class Workload:
     sys_s: npt.NDArray[np.float64]
     klock_s: npt.NDArray[np.float64]
     pageq_s: npt.NDArray[np.float64]
-    blocked_s: npt.NDArray[np.float64]
+    io_ops: npt.NDArray[np.float64]
     pieces: int
     resident_pages: npt.NDArray[np.int64]
     anon_pages: npt.NDArray[np.int64]
@@ -432,7 +442,10 @@ def generate(mix: MixParams, cores: int, rng: np.random.Generator) -> Workload:
     klock = mix.klock_frac * non_exit_sys
     pageq = mix.pageq_frac * non_exit_sys
     sys_unlocked = non_exit_sys - klock - pageq
-    blocked = mix.blocked_per_user * user
+    # a process's I/O grows with its work (a compile's time is mostly parsing what it
+    # includes): io_ops is the count of a process of the mix's mean user time
+    mean_user = mix.user_s_median * np.exp(mix.user_s_sigma**2 / 2)
+    io_ops = mix.io_ops * user / mean_user
 
     rss_pages = np.maximum(
         1, np.rint(rng.uniform(mix.rss_mb_min, mix.rss_mb_max, n) * _PAGES_PER_MB)
@@ -470,7 +483,7 @@ def generate(mix: MixParams, cores: int, rng: np.random.Generator) -> Workload:
         sys_s=sys_unlocked,
         klock_s=klock,
         pageq_s=pageq,
-        blocked_s=blocked,
+        io_ops=io_ops,
         pieces=mix.pieces,
         resident_pages=rss_pages,
         anon_pages=anon,

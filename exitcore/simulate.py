@@ -5,10 +5,10 @@ address space's teardown once (:func:`exitcore.teardown.teardown_costs`, expecte
 path; processes sharing a drawn space share its costs), lays each process out as a list of
 segments and runs the event loop (:mod:`exitcore.engine`).
 
-Segments of one process, in order: its blocked time (reading its inputs), then ``pieces``
-times ``[user, sys, sys under KERNEL_LOCK, sys under the page-queue lock]`` (the mix's
-non-exit times: user divided by the machine's ``cpu_speed``, system times by
-``kernel_speed``, blocked time multiplied by ``blocked_scale``), then the exit: the ``exit``
+Segments of one process, in order: its blocked time (reading its inputs: the mix's ``io_ops``
+times the machine's ``io_op_s``), then ``pieces`` times ``[user, sys, sys under KERNEL_LOCK,
+sys under the page-queue lock]`` (the mix's non-exit times: user divided by the machine's
+``cpu_speed``, system times by ``kernel_speed``), then the exit: the ``exit``
 context's work without lock, its page-queue part, then the ``exit_klock`` context under
 KERNEL_LOCK (when the variant notifies from exit, the parent is woken at the end of it). The
 reaper job: the ``reaper`` context's unlocked work, its page-queue part, then its KERNEL_LOCK
@@ -27,7 +27,7 @@ resident memory of the exited processes whose pages are not yet freed (freed at 
 job's end when the variant runs X6 in the reaper, else at the end of the exit).
 
 Calibration (DESIGN.md section 6, tests/exitcore/test_calibration_machine.py): with the
-built-in kernel_build mix and machine profiles, targets 4, 5 and 6 come out within 2.7 % in
+built-in kernel_build mix and machine profiles, targets 4, 5 and 6 come out within 2.5 % in
 real, user and sys on seeds 0-7, and target 7 at ~1.8 % reaper utilisation. The fitted
 constants are marked (estimate, fitted) where they are defined. Target 5's published user + sys
 exceeds 8 cores x real (497.06 > 495.12 CPU-seconds), which no simulation of 8 CPUs can
@@ -140,14 +140,17 @@ def build_segments(
     workload: Workload,
     costs: CostsLike,
     cpu_speed: float = 1.0,
-    blocked_scale: float = 1.0,
+    io_op_s: float = 0.0,
     kernel_speed: float = 1.0,
 ) -> Segments:
-    """Lay every process out as segments (module docstring), vectorized over processes."""
+    """Lay every process out as segments (module docstring), vectorized over processes.
+
+    The defaults are the reference machine (an M2 building from the page cache).
+    """
     k = workload.pieces
     scale = 1e9 / cpu_speed / k
     kscale = 1e9 / kernel_speed / k
-    blocked = (workload.blocked_s * (1e9 * blocked_scale))[:, None]
+    blocked = (workload.io_ops * (1e9 * io_op_s))[:, None]
     piece = np.stack(
         [
             workload.user_s * scale,
@@ -292,9 +295,7 @@ def run_point(
     cores: int,
 ) -> PointResult:
     """Run the engine on a priced workload and reduce it to a :class:`PointResult`."""
-    segs = build_segments(
-        workload, costs, machine.cpu_speed, machine.blocked_scale, machine.kernel_speed
-    )
+    segs = build_segments(workload, costs, machine.cpu_speed, machine.io_op_s, machine.kernel_speed)
     run = engine.run(
         machine.siblings(cores),
         machine.smt_speed,

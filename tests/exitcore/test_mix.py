@@ -49,6 +49,8 @@ def test_missing_parameter_is_named() -> None:
         ({"placement": "diagonal"}, "placement"),
         ({"processes": -5}, "processes"),
         ({"threads": 1.5}, "threads"),
+        ({"io_ops": -1.0}, "io_ops"),
+        ({"blocked_per_user": 0.1}, "blocked_per_user"),
     ],
 )
 def test_bad_parameters_raise_naming_the_field(change: dict, field: str) -> None:
@@ -92,6 +94,17 @@ def test_times_follow_the_parameters() -> None:
     # the mean of a lognormal is median * exp(sigma^2 / 2)
     expected_mean = mix.user_s_median * np.exp(mix.user_s_sigma**2 / 2)
     assert w.user_s.mean() == pytest.approx(expected_mean, rel=0.01)
+    # I/O in proportion to user time, io_ops for a process of the mean user time
+    np.testing.assert_allclose(w.io_ops, mix.io_ops * w.user_s / expected_mean)
+    assert w.io_ops.mean() == pytest.approx(mix.io_ops, rel=0.01)
+
+
+@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+def test_only_mixes_that_read_files_do_io(name: str) -> None:
+    w = generate(MixParams.from_dict(BUILTIN_MIXES[name]), 4, np.random.default_rng(0))
+    # fork_exit's child exits at once, sparse_mmap and big_rss touch anonymous memory only
+    assert (w.io_ops.sum() > 0) == (name in ("kernel_build", "configure"))
+    assert np.all(w.io_ops >= 0)
 
 
 def test_resident_memory_range() -> None:

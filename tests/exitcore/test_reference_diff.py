@@ -110,7 +110,7 @@ def test_point_metrics_match_reference(
     v = VARIANTS[variant]
     w = generate(MixParams.from_dict(small), cores, np.random.default_rng(seed))
     costs = teardown_for(w, v, m, cores)
-    s = build_segments(w, costs, m.cpu_speed, m.blocked_scale, m.kernel_speed)
+    s = build_segments(w, costs, m.cpu_speed, m.io_op_s, m.kernel_speed)
     inputs = {
         "sibling": m.siblings(cores),
         "smt_speed": m.smt_speed,

@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from exitcore import PointParams, simulate
+from exitcore import PointParams, engine, simulate
 from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
+from exitcore.mix import BUILTIN_MIXES, MixParams, generate
 from exitcore.result import PointResult
+from exitcore.simulate import build_segments, teardown_for
 from exitcore.variant import BUILTIN_VARIANTS
 
 SMALL_BUILD = {**BUILTIN_MIXES["kernel_build"], "processes": 120, "address_space_templates": 16}
@@ -96,3 +97,56 @@ def test_params_are_frozen() -> None:
     p = params()
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.cores = 3  # type: ignore[misc]
+
+
+def configure(processes: int = 300) -> dict:
+    return {**BUILTIN_MIXES["configure"], "processes": processes, "address_space_templates": 16}
+
+
+@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+def test_configure_wall_time_stays_within_a_sane_factor_of_the_m2(machine: str) -> None:
+    # One serial chain of tiny processes: its wall time is CPU time plus blocked I/O. Every
+    # machine's CPU is within 2x of the M2's (cpu_speed, kernel_speed >= 0.5) and a storage
+    # stall costs milliseconds, so no machine may be 5x slower or faster (a blocked-time
+    # multiplier fitted to one mix once made configure 200x slower on one laptop).
+    m2 = simulate(params(mix=configure(), cores=8), np.random.default_rng(0))
+    other = simulate(params(machine, mix=configure(), cores=8), np.random.default_rng(0))
+    assert 0.2 < other.wall_s / m2.wall_s < 5.0
+
+
+@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("mix", ["fork_exit", "sparse_mmap", "big_rss"])
+def test_a_mix_without_io_never_blocks(machine: str, mix: str) -> None:
+    p = params(machine, mix={**BUILTIN_MIXES[mix], "io_ops": 0.0}, cores=4)
+    w = generate(p.mix, 4, np.random.default_rng(0))
+    segs = build_segments(
+        w,
+        teardown_for(w, p.variant, p.machine, 4),
+        p.machine.cpu_speed,
+        p.machine.io_op_s,
+        p.machine.kernel_speed,
+    )
+    assert not np.any(segs.seg_kind == engine.BLOCK)
+
+
+@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+def test_io_adds_exactly_its_blocked_time_to_one_serial_chain(machine: str) -> None:
+    # One chain on 8 CPUs: nothing overlaps or contends, so each I/O stall lands on the critical
+    # path whole. Blocked time = io_op_s * io_ops * sum(user) / mean user of the lognormal.
+    mix = configure(100)
+    slow = {**BUILTIN_MACHINES[machine], "io_op_s": 0.004}
+    fast = {**BUILTIN_MACHINES[machine], "io_op_s": 0.0}
+    runs = [
+        simulate(
+            PointParams.from_dicts(m, mix, BUILTIN_VARIANTS["baseline"], 8),
+            np.random.default_rng(5),
+        )
+        for m in (slow, fast)
+    ]
+    user_s = generate(MixParams.from_dict(mix), 8, np.random.default_rng(5)).user_s
+    mean_user = mix["user_s_median"] * np.exp(mix["user_s_sigma"] ** 2 / 2)
+    blocked = 0.004 * mix["io_ops"] * user_s.sum() / mean_user
+    assert runs[0].wall_s - runs[1].wall_s == pytest.approx(blocked, rel=1e-9)
+    # blocked time is neither user nor sys
+    assert runs[0].user_s == pytest.approx(runs[1].user_s, rel=1e-9)
+    assert runs[0].sys_s == pytest.approx(runs[1].sys_s, rel=1e-9)
