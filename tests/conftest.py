@@ -17,7 +17,10 @@ def ray_local() -> Iterator[Any]:
 
     os.environ.pop("RAY_ADDRESS", None)
     if not ray.is_initialized():
+        # "local" starts a fresh Ray even when another one runs on the machine (a plain
+        # ray.init() would join the cluster recorded in Ray's temp directory).
         ray.init(
+            address="local",
             num_cpus=2,
             log_to_driver=False,
             include_dashboard=False,
@@ -25,24 +28,3 @@ def ray_local() -> Iterator[Any]:
         )
     yield ray
     ray.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def _session_ray_kv_restored() -> Iterator[None]:
-    """After each test, point Ray's process-global KV client back at the session's own Ray.
-
-    ``ray.cluster_utils.Cluster`` (used to build multi-node clusters inside this process)
-    re-points that client at its own head; once that head is removed, the next remote function
-    this process defines would wait 60 s for the dead GCS and then end the whole test process.
-    """
-    yield
-    import sys
-
-    if "ray" not in sys.modules:
-        return
-    import ray
-
-    if ray.is_initialized():
-        from ray.experimental import internal_kv
-
-        internal_kv._initialize_internal_kv(ray._private.worker.global_worker.gcs_client)
