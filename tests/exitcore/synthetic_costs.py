@@ -1,4 +1,4 @@
-"""Closed-form per-process teardown costs with the TeardownCosts shape, for machine tests.
+"""Closed-form per-process teardown costs as a TeardownCosts record, for machine tests.
 
 A stand-in that follows DESIGN.md section 2's table with an :class:`ArchProfile`'s constants and a
 :class:`Variant`'s contexts, so engine, law and reference tests do not depend on the page-table
@@ -7,33 +7,16 @@ model's details. Not used by ``exitcore`` itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import numpy.typing as npt
 
 from exitcore.arch import ArchProfile
 from exitcore.mix import Workload
 from exitcore.result import CONTEXTS, OPS
+from exitcore.teardown import TeardownCosts
 from exitcore.variant import Variant
 
 
-@dataclass(frozen=True)
-class SyntheticCosts:
-    op_ns: npt.NDArray[np.float64]
-    ctx_ns: npt.NDArray[np.float64]
-    klock_ns: npt.NDArray[np.float64]
-    pageq_ns: npt.NDArray[np.float64]
-    page_lookups: npt.NDArray[np.int64]
-    tlb_invalidations: npt.NDArray[np.int64]
-    ptes_removed: npt.NDArray[np.int64]
-    pages_freed: npt.NDArray[np.int64]
-    ptp_freed: npt.NDArray[np.int64]
-    resident_mb: npt.NDArray[np.float64]
-    notify_from_exit: bool
-
-
-def synthetic_costs(w: Workload, variant: Variant, arch: ArchProfile, cores: int) -> SyntheticCosts:
+def synthetic_costs(w: Workload, variant: Variant, arch: ArchProfile, cores: int) -> TeardownCosts:
     n = w.processes
     res = w.resident_pages.astype(float)
     anon = w.anon_pages.astype(float)
@@ -75,7 +58,7 @@ def synthetic_costs(w: Workload, variant: Variant, arch: ArchProfile, cores: int
     klock_ns[:, 2] = arch.notify_ns if notify_ctx == 2 else 0.0
     klock_ns[:, 1] = ctx_ns[:, 1]
     counts = w.resident_pages
-    return SyntheticCosts(
+    return TeardownCosts(
         op_ns=op_ns,
         ctx_ns=ctx_ns,
         klock_ns=klock_ns,
