@@ -156,7 +156,6 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
             chunk_points=spec.ray.chunk_points,
             on_tick=on_tick,
         )
-        result_set.close()
         progress.close()
         failed = stats.failed
         print(
@@ -164,7 +163,7 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
             f"{format_duration(time.monotonic() - start)}",
             file=log,
         )
-    result_set.close()
+    result_set.close()  # flush, compact, clear scratch: once, whether or not points ran
     report_status = _report(spec.study_dir) if spec.report else 0
     if failed:
         print(
