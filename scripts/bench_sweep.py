@@ -38,7 +38,8 @@ import ray
 from exitcore.machine import BUILTIN_MACHINES
 from exitcore.mix import BUILTIN_MIXES
 from exitcore.variant import BUILTIN_VARIANTS
-from sweep.execute import Shared, run
+from sweep.compute import Shared
+from sweep.execute import run
 from sweep.plan import config_hash, plan, validate
 from sweep.spec import StudySpec
 from sweep.store import ResultSet
@@ -88,7 +89,7 @@ import hydra
 from exitcore.machine import BUILTIN_MACHINES
 from exitcore.mix import BUILTIN_MIXES
 from exitcore.variant import BUILTIN_VARIANTS
-from sweep.execute import exitcore_point
+from sweep.compute import exitcore_point
 from sweep.plan import point_entropy
 import numpy as np
 
