@@ -22,12 +22,11 @@ from sweep.curves import (
     CURVE_KEYS,
     KNEE_MARGINAL_EFFICIENCY,
     UTIL_SATURATED,
-    ResultSetError,
     compute_curves,
-    point_files,
     summarize,
 )
 from sweep.plots import FIGURE_KINDS, render_figures
+from sweep.store import ResultSetError, point_files
 
 FIGURE_CAPTIONS: Final[dict[str, str]] = {
     "scaling": "Wall time, throughput and speedup against cores",

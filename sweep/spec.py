@@ -161,6 +161,9 @@ class RaySpec:
     task_target_s: float = 0.5
     max_tasks_in_flight: int | None = None
     chunk_points: int | None = None
+    inprocess_s: float = 2.0
+    """Local runs: compute in this process for up to this many seconds before starting Ray
+    (estimate: a local Ray takes 3-7 s to start on a 2-core machine); 0 = always Ray."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +192,8 @@ class StudySpec:
     store: StoreSpec = field(default_factory=StoreSpec)
     progress: str = "auto"
     report: bool = True
+    cache: bool = True
+    """Take points already computed under ``out`` from its point cache (:mod:`sweep.cache`)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The resolved config as plain containers, recorded in ``study.yaml``."""
 
@@ -261,6 +266,7 @@ class StudySpec:
                 "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
             ),
             chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
+            inprocess_s=_non_negative_float("ray.inprocess_s", ray_cfg.get("inprocess_s", 2.0)),
         )
         store_cfg = config.get("store") or {}
         store = StoreSpec(
@@ -279,6 +285,9 @@ class StudySpec:
         report = config.get("report", True)
         if not isinstance(report, bool):
             raise StudyError(f"report: {report!r} is not true or false")
+        cache = config.get("cache", True)
+        if not isinstance(cache, bool):
+            raise StudyError(f"cache: {cache!r} is not true or false")
         return cls(
             name=name,
             out=Path(str(config.get("out", "results"))),
@@ -290,6 +299,7 @@ class StudySpec:
             store=store,
             progress=progress,
             report=report,
+            cache=cache,
             config=dict(config),
         )
 
@@ -297,6 +307,12 @@ class StudySpec:
 def _positive_float(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise StudyError(f"{key}: {value!r} is not a positive number")
+    return float(value)
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise StudyError(f"{key}: {value!r} is not a number >= 0")
     return float(value)
 
 

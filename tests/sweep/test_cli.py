@@ -25,7 +25,7 @@ from exitcore import MODEL_VERSION
 from exitcore.machine import BUILTIN_MACHINES
 from exitcore.mix import BUILTIN_MIXES
 from exitcore.variant import BUILTIN_VARIANTS
-from sweep.execute import Shared, compute_chunk
+from sweep.compute import Shared, compute_chunk
 from sweep.plan import plan
 from sweep.spec import StudySpec
 from sweep.store import read_points
@@ -103,7 +103,7 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
 
     second = sweep(*args, "report=false", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "12 already stored, 0 to compute" in second.stderr
+    assert "12 already stored, 0 from the cache, 0 to compute" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == files
 
 
@@ -264,7 +264,7 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["default-0", "default-1"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".point-cache", "default-0", "default-1"]
     for job, variant in enumerate(["baseline", "early_notify"]):
         stored = read_points(tmp_path / "results" / f"default-{job}")
         assert set(stored.column("variant").to_pylist()) == {variant}
@@ -296,14 +296,14 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
 
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "0 already stored, 4 to compute" in first.stderr
+    assert "0 already stored, 0 from the cache, 4 to compute" in first.stderr
     assert comparable(read_points(study)).equals(reference(grid, {"mine": mine}, mixes=small_mix))
 
     mine = {**mine, "notify": "exit"}  # edit the user's variant only
     variant_file.write_text(yaml.safe_dump(mine))
     second = sweep(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "2 already stored, 2 to compute" in second.stderr
+    assert "2 already stored, 0 from the cache, 2 to compute" in second.stderr
     final = read_points(study)
     assert final.num_rows == 4  # the superseded rows are gone
     assert comparable(final).equals(reference(grid, {"mine": mine}, mixes=small_mix))

@@ -16,7 +16,8 @@ import ray.cloudpickle
 from exitcore.machine import BUILTIN_MACHINES
 from exitcore.mix import BUILTIN_MIXES
 from exitcore.variant import BUILTIN_VARIANTS
-from sweep.execute import Shared, compute_chunk, exitcore_point, run
+from sweep.compute import Shared, compute_chunk, exitcore_point
+from sweep.execute import run
 from sweep.plan import Point, plan
 from sweep.spec import StudySpec
 
