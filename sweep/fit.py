@@ -29,7 +29,9 @@ the points (``points/``, cached by id). Exit 0; bad input: one line, exit 2, not
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import math
 import sys
 import time
@@ -398,7 +400,15 @@ def run_fit(fit: FitSpec) -> int:
     )
 
     def runner(specs: Sequence[Any]) -> Any:
-        return run_points(specs, fit.dir, f"fit-{fit.name}", quiet)
+        # run_points says per batch what it stored and computed; a fit's hundred batches would
+        # bury its own per-iteration progress, so that is kept and shown only on failure.
+        said = io.StringIO()
+        try:
+            with contextlib.redirect_stderr(said):
+                return run_points(specs, fit.dir, f"fit-{fit.name}", quiet, cache_root=fit.out)
+        except BaseException:
+            sys.stderr.write(said.getvalue())
+            raise
 
     n_points = len(fit.measurements.point_specs(fit.seeds)[0])
     print(
