@@ -380,12 +380,41 @@ def fitted_overrides(fit: FitSpec, values: Sequence[float]) -> dict[str, dict[st
     return out
 
 
-def used_presets(ms: MeasurementSet) -> dict[str, set[str]]:
-    used: dict[str, set[str]] = {g: set() for g in GROUPS}
-    for m in ms.all:
-        for group in GROUPS:
-            used[group].add(getattr(m.point, group))
-    return used
+def read_fitted(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """A ``fitted.yaml`` (group -> name -> param -> value); one-line errors naming the file."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        detail = " ".join(str(getattr(exc, "strerror", None) or exc).split())[:200]
+        raise StudyError(f"overrides: cannot read {path}: {detail}") from None
+    if not isinstance(content, Mapping):
+        raise StudyError(f"overrides: {path} must map group -> name -> param -> value")
+    for group, presets in content.items():
+        if group not in GROUPS:
+            raise StudyError(f"overrides: {path}: {group}: unknown group; allowed: {GROUPS}")
+        if not isinstance(presets, Mapping) or not all(
+            isinstance(p, Mapping) for p in presets.values()
+        ):
+            raise StudyError(f"overrides: {path}: {group}: must map preset names to parameters")
+    return {g: {n: dict(p) for n, p in presets.items()} for g, presets in content.items()}
+
+
+def overlay(load: Any, fitted: Mapping[str, Mapping[str, Mapping[str, Any]]], where: str) -> Any:
+    """``load(group, name)`` with the fitted values of that preset applied (the grammar of
+    ``set.<group>.<param>``: every key must exist in the preset)."""
+    from sweep.spec import apply_overrides
+
+    def load_with(group: str, name: str) -> dict[str, Any]:
+        base = load(group, name)
+        values = fitted.get(group, {}).get(name)
+        if not values:
+            return base
+        try:
+            return apply_overrides(group, base, values, f"{group}.{name}.")
+        except StudyError as exc:  # "set.machine.m2.cpu: unknown machine parameter; ..."
+            raise StudyError(f"overrides: {where}: {str(exc).removeprefix('set.')}") from None
+
+    return load_with
 
 
 def run_fit(fit: FitSpec) -> int:

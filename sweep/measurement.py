@@ -453,7 +453,9 @@ def load_measurements(
     if names is None:
         wanted = offered
     else:
-        if isinstance(names, str) or not isinstance(names, Sequence):
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, Sequence):
             raise StudyError(f"measurements: {names!r} is not a list of measurement names")
         wanted = []
         for item in names:

@@ -168,7 +168,7 @@ def test_unknown_variant_is_an_error_for_calibrate_and_shown_for_check() -> None
     ("names", "role", "message"),
     [
         (["nope"], "all", "measurements: unknown measurement 'nope'; available: "),
-        ("kernel_build_m2_baseline", "all", "is not a list of measurement names"),
+        (7, "all", "7 is not a list of measurement names"),
         (None, "fitted", "role: 'fitted'; allowed: all, calibrate, check"),
         (["kernel_build_altra_j16_2024"], "calibrate", "role=calibrate: none of the selected"),
     ],
