@@ -163,6 +163,9 @@ class Measurement:
         bounds = _bounds(d.get("bounds"), fail)
         if not figures and not bounds:
             raise fail("figures", "missing: give at least one published figure or bound")
+        both = sorted(set(figures) & set(bounds))
+        if both:
+            raise fail(f"bounds.{both[0]}", "is also a figure: give a value or a bound, not both")
         if figures and "tolerance" not in d:
             raise fail("tolerance", "missing: give a relative tolerance for the figures")
         tolerance = _tolerances("tolerance", d.get("tolerance"), tuple(figures), fail)

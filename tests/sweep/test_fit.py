@@ -90,3 +90,21 @@ def test_fitted_yaml_reads_back_as_preset_overrides(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"cpu": {}}))
     with pytest.raises(StudyError, match="cpu: unknown group"):
         read_fitted(path)
+
+
+def test_root_configs_compose_with_the_shipped_fit_spec() -> None:
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        fit = compose("fit", overrides=["fit=calibration", "fit.seeds=[4]"])
+        validate = compose("validate", overrides=["seeds=[1]", "role=check"])
+    assert fit.fit.seeds == [4] and len(fit.fit.parameters) == 7
+    assert fit.max_evaluations == 300 and fit.diff_step == 0.02 and fit.out == "results"
+    load, available = shipped()
+    spec_ranges = load_ranges(
+        list(fit.fit.parameters), {g: {n: load(g, n) for n in available[g]} for g in available}
+    )
+    assert {r.group for r in spec_ranges} == {"mix", "machine"}
+    assert validate.measurements is None and validate.seeds == [1] and validate.role == "check"
+    assert set(validate.ray) >= {"address", "num_cpus", "inprocess_s"}

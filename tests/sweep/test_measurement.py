@@ -130,6 +130,7 @@ BAD = [
     ),
     (broken(bounds={"reaper_util": [0.5, 0.1]}), "bounds.reaper_util: lo 0.5 > hi 0.1"),
     (broken(bounds={"reaper_util": 0.05}), "bounds.reaper_util: 0.05 is not a pair"),
+    (broken(bounds={"wall_s": [0, 1]}), "bounds.wall_s: is also a figure"),
     (broken(versus="nobody", ratio_tolerance=0.01), "versus: unknown measurement 'nobody'"),
     (broken(versus="mine", ratio_tolerance=0.01), "versus: a measurement cannot be compared"),
     (broken(ratio_tolerance=0.01), "ratio_tolerance: given without versus"),
