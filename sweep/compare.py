@@ -57,7 +57,7 @@ ROW_KEYS: Final[tuple[str, ...]] = PAIR_KEYS[:-1]
 """One row of the comparison: the seeds of a curve point aggregated."""
 
 ONE_SIDED_SHOWN: Final[int] = 20
-"""One-sided points printed on the terminal; ``compare-A.md`` lists every one."""
+"""Curves with one-sided points printed on the terminal; ``compare-A.md`` lists every point."""
 
 
 class CompareError(ValueError):
@@ -278,15 +278,26 @@ def _summary_lines(c: Comparison) -> list[str]:
     ]
 
 
-def _one_sided_lines(c: Comparison, limit: int | None) -> list[str]:
-    rows = c.one_sided if limit is None else c.one_sided.head(limit)
+def _one_sided_lines(c: Comparison, limit: int) -> list[str]:
+    """One line per (side, reason, curve) of one-sided points: how many, at which cores, seeds."""
+    groups = (
+        c.one_sided.group_by(["side", "reason", "machine", "mix", "variant"], maintain_order=True)
+        .agg(
+            pl.len().alias("n"),
+            pl.col("cores").unique().sort().alias("cores"),
+            pl.col("seed").unique().sort().alias("seeds"),
+        )
+        .head(limit)
+    )
     lines = [
-        f"  only in {r['side']}: machine={r['machine']} mix={r['mix']} variant={r['variant']} "
-        f"cores={r['cores']} seed={r['seed']} ({r['reason']})"
-        for r in rows.iter_rows(named=True)
+        f"  only in {g['side']} ({g['reason']}): {g['variant']}, {g['mix']} on {g['machine']}: "
+        f"{g['n']} point{'s' if g['n'] != 1 else ''}, cores "
+        f"{', '.join(map(str, g['cores']))}, seeds {', '.join(map(str, g['seeds']))}"
+        for g in groups.iter_rows(named=True)
     ]
-    if limit is not None and c.one_sided.height > limit:
-        lines.append(f"  ... and {c.one_sided.height - limit} more, all listed in the .md file")
+    shown = int(groups["n"].sum()) if groups.height else 0
+    if c.one_sided.height > shown:
+        lines.append(f"  ... {c.one_sided.height - shown} more points, listed in the .md file")
     return lines
 
 

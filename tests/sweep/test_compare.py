@@ -197,7 +197,14 @@ def test_cli_prints_table_and_writes_md_and_figure(pair, capsys):
     ratio = (11 + 13.44 + 15.12) / 36
     assert cells[5] == f"{ratio:.4f} [{lo:.4f}, {hi:.4f}] *"
     assert cells[6].endswith("]") and "*" not in cells[6]  # sys_s: the interval spans 1
-    assert "only in A: machine=arm64_m2 mix=fork_exit variant=baseline cores=8 seed=2" in out
+    assert (
+        "only in A (absent from B): baseline, fork_exit on arm64_m2: 1 point, cores 8, seeds 2\n"
+        in out
+    )
+    assert (
+        "only in B (error in A): rip_reaper, fork_exit on arm64_m2: 1 point, cores 4, seeds 1\n"
+        in out
+    )
     assert "1 points only in A (before), 2 only in B (after)" in out
     assert "failed rows excluded: 1 in A, 1 in B" in out
     md = (b / "compare-before.md").read_text()
@@ -311,3 +318,18 @@ def test_a_set_against_itself_is_all_ones_and_nothing_flagged(pair):
     assert c.one_sided.is_empty() and c.flagged == 0
     finite = c.ratios.select("wall_s_ratio", "sys_s_ratio").to_numpy()
     assert (finite == 1.0).all()
+
+
+def test_printout_groups_one_sided_points_by_curve(tmp_path, capsys):
+    a = write_set(tmp_path / "a", seeds_rows("baseline", 1, wall_s=[1.0]))
+    b_rows = [*seeds_rows("baseline", 1, wall_s=[1.0])]
+    for cores in (2, 4, 8):
+        b_rows += seeds_rows("combined", cores, wall_s=[1.0, 1.0, 1.0])
+    b = write_set(tmp_path / "b", b_rows)
+    assert main([str(a), str(b)]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  only in")]
+    assert lines == [
+        "  only in B (absent from A): combined, fork_exit on arm64_m2: 9 points, cores 2, 4, 8, "
+        "seeds 0, 1, 2"
+    ]
+    assert (b / "compare-a.md").read_text().count("| B | arm64_m2 | fork_exit | combined |") == 9
