@@ -40,12 +40,16 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from sweep.curves import CONFIDENCE, t_quantile
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure  # imported when drawing: matplotlib is slow to load
 
 METRICS: Final[tuple[str, ...]] = ("wall_s", "sys_s", "exits_per_s", "reaper_util")
 """Compared metrics, in table and figure order."""
@@ -116,7 +120,7 @@ def load_points(study_dir: Path) -> pl.DataFrame:
         raise CompareError(f"{study_dir} is not a result set: it has no points/ directory")
     try:
         table = read_points(study_dir)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+    except (OSError, ValueError, pa.ArrowException) as exc:
         detail = " ".join(str(exc).split())[:200]
         raise CompareError(f"{study_dir} cannot be read as a result set: {detail}") from None
     df = pl.from_arrow(table.select([*PAIR_KEYS, "status", *METRICS]))
@@ -364,7 +368,7 @@ def ratio_axis_is_log(ratios: Sequence[float | None]) -> bool:
     return bool(known.max() / known.min() > LOG_RATIO_SPAN)
 
 
-def figure(c: Comparison):  # type: ignore[no-untyped-def]  # matplotlib Figure, imported lazily
+def figure(c: Comparison) -> Figure:
     """Ratios against cores: one panel per metric, a line per (machine, mix, variant)."""
     from matplotlib.figure import Figure
 
@@ -437,21 +441,29 @@ def figure(c: Comparison):  # type: ignore[no-untyped-def]  # matplotlib Figure,
 
 
 def write(c: Comparison) -> tuple[Path, Path]:
-    """Write ``B/compare-A.md`` and ``B/compare-A.png`` atomically; return both paths."""
+    """Write ``B/compare-A.md`` and ``B/compare-A.png``; return both paths.
+
+    Both are written to temporary names first and renamed only when both succeeded, so a
+    failure (a full disk, a read-only directory) leaves neither half written. Raises
+    :class:`CompareError` naming the directory on such a failure.
+    """
     import matplotlib
 
     from sweep.plots import _RC
 
     stem = c.b_dir / f"compare-{c.a_name}"
     md_path, png_path = stem.with_suffix(".md"), stem.with_suffix(".png")
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
-        fig = figure(c)
-        tmp = c.b_dir / f".{png_path.name}.tmp"
-        fig.savefig(tmp, format="png", dpi=150)
-    os.replace(tmp, png_path)
-    tmp = c.b_dir / f".{md_path.name}.tmp"
-    tmp.write_text(markdown(c, png_path.name), encoding="utf-8")
-    os.replace(tmp, md_path)
+    md_tmp, png_tmp = (c.b_dir / f".{path.name}.tmp" for path in (md_path, png_path))
+    try:
+        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+            figure(c).savefig(png_tmp, format="png", dpi=150)
+        md_tmp.write_text(markdown(c, png_path.name), encoding="utf-8")
+        os.replace(png_tmp, png_path)
+        os.replace(md_tmp, md_path)
+    except OSError as exc:
+        for tmp in (md_tmp, png_tmp):
+            tmp.unlink(missing_ok=True)
+        raise CompareError(f"cannot write into {c.b_dir}: {exc.strerror or exc}") from None
     return md_path, png_path
 
 
@@ -468,17 +480,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         comparison = compare(args.a_dir, args.b_dir)
-        if not os.access(args.b_dir, os.W_OK):
-            raise CompareError(f"cannot write into {args.b_dir}: permission denied")
         text = text_report(comparison)
         md_path, png_path = write(comparison)
     except CompareError as exc:
         print(f"sweep.compare: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"sweep.compare: error: cannot write into {args.b_dir}: {exc.strerror}", file=sys.stderr
-        )
         return 2
     print(text)
     print(f"wrote {md_path} and {png_path}")

@@ -333,3 +333,11 @@ def test_printout_groups_one_sided_points_by_curve(tmp_path, capsys):
         "seeds 0, 1, 2"
     ]
     assert (b / "compare-a.md").read_text().count("| B | arm64_m2 | fork_exit | combined |") == 9
+
+
+def test_cli_write_failure_is_one_line_and_leaves_no_temporary(tmp_path, pair):
+    a, _, _ = pair
+    b = write_set(tmp_path / "b", seeds_rows("baseline", 4, wall_s=[1.0, 2.0, 3.0]))
+    (b / "compare-before.md" / "in_the_way").mkdir(parents=True)  # the target is a directory
+    _one_line_error(_cli(str(a), str(b)), f"cannot write into {b}")
+    assert not [p.name for p in b.iterdir() if p.name.startswith(".")]
