@@ -372,10 +372,10 @@ def figure(c: Comparison) -> Figure:
     """Ratios against cores: one panel per metric, a line per (machine, mix, variant)."""
     from matplotlib.figure import Figure
 
-    from sweep.plots import _core_axis, _log_y, _style, ordered_variants
+    from sweep.plots import core_axis, log_y, ordered_variants, variant_style
 
     ratios = c.ratios
-    style = _style(ratios["variant"].unique().to_list())
+    style = variant_style(ratios["variant"].unique().to_list())
     partitions = sorted(set(ratios.select("machine", "mix").iter_rows()))
     dashes = ["-", "--", ":", "-."]
     fig = Figure(figsize=(13, 3.8))
@@ -421,10 +421,10 @@ def figure(c: Comparison) -> Figure:
                 )
         ax.axhline(1.0, color="0.4", linewidth=0.8, linestyle="--")
         if ratio_axis_is_log(ratios[f"{m}_ratio"].to_list()):
-            _log_y(ax)
+            log_y(ax)
         ax.set_title(m)
         ax.set_ylabel(f"{m}: B / A")
-        _core_axis(ax, ratios["cores"].to_list())
+        core_axis(ax, ratios["cores"].to_list())
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(
         handles,
@@ -449,13 +449,13 @@ def write(c: Comparison) -> tuple[Path, Path]:
     """
     import matplotlib
 
-    from sweep.plots import _RC
+    from sweep.plots import RC_PARAMS
 
     stem = c.b_dir / f"compare-{c.a_name}"
     md_path, png_path = stem.with_suffix(".md"), stem.with_suffix(".png")
     md_tmp, png_tmp = (c.b_dir / f".{path.name}.tmp" for path in (md_path, png_path))
     try:
-        with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+        with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]
             figure(c).savefig(png_tmp, format="png", dpi=150)
         md_tmp.write_text(markdown(c, png_path.name), encoding="utf-8")
         os.replace(png_tmp, png_path)

@@ -41,7 +41,7 @@ _PALETTE: Final[tuple[str, ...]] = (
     "#17becf",
 )
 _MARKERS: Final[str] = "osD^v<>phX*"
-_RC: Final[dict[str, Any]] = {
+RC_PARAMS: Final[dict[str, Any]] = {
     "svg.hashsalt": "exitsweep",  # stable SVG ids: same curves, same bytes
     "svg.fonttype": "none",
     "font.size": 9,
@@ -56,7 +56,7 @@ def ordered_variants(variants: Sequence[str]) -> list[str]:
     return known + sorted(set(variants) - set(VARIANT_ORDER))
 
 
-def _style(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
+def variant_style(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
     return {
         v: (_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)])
         for i, v in enumerate(ordered_variants(variants))
@@ -72,7 +72,7 @@ def figure_stem(machine: str, mix: str, kind: str) -> str:
     return f"{safe_name(machine)}__{safe_name(mix)}__{kind}"
 
 
-def _core_axis(ax: Axes, cores: Sequence[int]) -> None:
+def core_axis(ax: Axes, cores: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(sorted(set(cores))))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -80,7 +80,7 @@ def _core_axis(ax: Axes, cores: Sequence[int]) -> None:
     ax.set_xlabel("cores")
 
 
-def _log_y(ax: Axes, base: float = 10) -> None:
+def log_y(ax: Axes, base: float = 10) -> None:
     # Plain "%g" labels: the default 10^k labels go through mathtext, which dominates render time.
     ax.set_yscale("log", base=base)
     if base == 10:
@@ -143,10 +143,10 @@ def _plot_metric(
                 markeredgewidth=1.5,
             )
     if logy:
-        _log_y(ax)
+        log_y(ax)
     _shade_what_if(ax, group)
     ax.set_ylabel(ylabel)
-    _core_axis(ax, group["cores"].to_list())
+    core_axis(ax, group["cores"].to_list())
 
 
 def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> None:
@@ -204,10 +204,10 @@ def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
     cores = sorted(set(group["cores"].to_list()))
     ax_sp.plot(cores, [c / cores[0] for c in cores], color="0.6", linestyle=":", label="ideal")
     ax_sp.set_xscale("log", base=2)
-    _log_y(ax_sp, base=2)
+    log_y(ax_sp, base=2)
     _shade_what_if(ax_sp, group)
     ax_sp.set_ylabel("throughput speedup vs smallest core count [x]")
-    _core_axis(ax_sp, cores)
+    core_axis(ax_sp, cores)
     return fig
 
 
@@ -353,12 +353,12 @@ def render_figures(
     Returns, per (machine, mix), the path stem of each figure kind (add ``.png`` or ``.svg``).
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
-    style = _style(curves["variant"].unique().to_list())
+    style = variant_style(curves["variant"].unique().to_list())
     written: dict[tuple[str, str], dict[str, Path]] = {}
     groups = sorted(((str(m), str(x)), g) for (m, x), g in curves.group_by(["machine", "mix"]))
     # Check the breakdown core count everywhere before drawing anything.
     cores_by_group = {key: breakdown_cores_for(g, breakdown_cores) for key, g in groups}
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+    with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]
         for (machine, mix), group in groups:
             cores = cores_by_group[(machine, mix)]
             figs = {
