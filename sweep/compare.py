@@ -47,6 +47,7 @@ import polars as pl
 import pyarrow as pa
 
 from sweep.curves import CONFIDENCE, t_quantile
+from sweep.store import read_points
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure  # imported when drawing: matplotlib is slow to load
@@ -111,13 +112,9 @@ def load_points(study_dir: Path) -> pl.DataFrame:
     Raises :class:`CompareError` when ``study_dir`` is missing, is not a result set, cannot
     be read, or holds a point twice.
     """
-    from sweep.store import read_points
-
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         raise CompareError(f"no study directory at {study_dir}")
-    if not (study_dir / "points").is_dir():
-        raise CompareError(f"{study_dir} is not a result set: it has no points/ directory")
     try:
         table = read_points(study_dir)
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -126,7 +123,7 @@ def load_points(study_dir: Path) -> pl.DataFrame:
     df = pl.from_arrow(table.select([*PAIR_KEYS, "status", *METRICS]))
     assert isinstance(df, pl.DataFrame)
     if df.is_empty():
-        raise CompareError(f"{study_dir} is not a result set: no point is stored under points/")
+        raise CompareError(f"{study_dir} is not a result set: no point is stored in it")
     twice = df.group_by(PAIR_KEYS).len().filter(pl.col("len") > 1)
     if twice.height:
         key = ", ".join(f"{k}={v}" for k, v in twice.row(0, named=True).items() if k != "len")

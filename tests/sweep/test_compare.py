@@ -270,8 +270,8 @@ def _one_line_error(proc: subprocess.CompletedProcess[str], message: str) -> Non
     [
         ("missing_a", "no study directory at"),
         ("missing_b", "no study directory at"),
-        ("not_a_result_set", "is not a result set: it has no points/ directory"),
-        ("empty_points", "is not a result set: no point is stored"),
+        ("not_a_result_set", "is not a result set: no point is stored in it"),
+        ("empty_points", "is not a result set: no point is stored in it"),
         ("corrupt", "cannot be read as a result set"),
         ("nothing_in_common", "have no successful point in common"),
         ("only_errors", "have no successful point in common"),
