@@ -282,7 +282,11 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".point-cache", "default-0", "default-1"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        ".point-cache",
+        "default-0",
+        "default-1",
+    ]
     for job, variant in enumerate(["baseline", "early_notify"]):
         stored = read_points(tmp_path / "results" / f"default-{job}")
         assert set(stored.column("variant").to_pylist()) == {variant}
