@@ -509,11 +509,10 @@ PARAMETER_HEADERS = ("parameter", "lo", "hi", "start", "fitted", "change", "boun
 
 
 def parameter_text(fit: FitSpec, result: FitResult) -> str:
+    from sweep.report import plain_table
+
     rows = [list(PARAMETER_HEADERS), *_parameter_rows(fit, result)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(PARAMETER_HEADERS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return plain_table(rows, numeric={1, 2, 3, 4, 5})
 
 
 def fit_markdown(fit: FitSpec, result: FitResult, tables: Sequence[Any]) -> str:
