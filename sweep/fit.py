@@ -30,6 +30,7 @@ the points (``points/``, cached by id). Exit 0; bad input: one line, exit 2, not
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -428,13 +429,27 @@ def run_fit(fit: FitSpec) -> int:
         ray=fit.options.ray, progress="off", cache=fit.options.cache, force=fit.options.force
     )
 
+    provenance = {
+        "fit": fit.name,
+        "measurements": sorted(m.name for m in fit.measurements.selected),
+        "seeds": list(fit.seeds),
+        "parameters": [dataclasses.asdict(r) for r in fit.ranges],
+    }
+
     def runner(specs: Sequence[Any]) -> Any:
         # run_points says per batch what it stored and computed; a fit's hundred batches would
         # bury its own per-iteration progress, so that is kept and shown only on failure.
         said = io.StringIO()
         try:
             with contextlib.redirect_stderr(said):
-                return run_points(specs, fit.dir, f"fit-{fit.name}", quiet, cache_root=fit.out)
+                return run_points(
+                    specs,
+                    fit.dir,
+                    f"fit-{fit.name}",
+                    quiet,
+                    cache_root=fit.out,
+                    config=provenance,
+                )
         except BaseException:
             sys.stderr.write(said.getvalue())
             raise

@@ -125,7 +125,15 @@ def validate(spec: ValidateSpec, ms: MeasurementSet) -> int:
         file=sys.stderr,
     )
     if specs:
-        rows = run_points(specs, spec.dir, STUDY_NAME, spec.options, cache_root=spec.out)
+        provenance = {
+            "measurements": sorted(m.name for m in ms.all),
+            "role": spec.role,
+            "seeds": list(spec.seeds),
+            "overrides": None if spec.overrides is None else str(spec.overrides),
+        }
+        rows = run_points(
+            specs, spec.dir, STUDY_NAME, spec.options, cache_root=spec.out, config=provenance
+        )
     else:
         from sweep.store import POINT_SCHEMA
 
