@@ -14,7 +14,7 @@ from exitcore.simulate import PointParams, simulate
 from exitcore.teardown import TeardownCosts, teardown_costs
 from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
 
-MODEL_VERSION = "0.2.0"
+MODEL_VERSION = "0.2.1"
 """Bumped whenever a change can alter a simulated result; stored with every point."""
 
 __all__ = [

@@ -60,14 +60,14 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         # "fitted": the output of `python -m sweep.fit fit=calibration` (conf/fit/calibration.yaml:
         # targets 4-7 of DESIGN.md section 6, seeds 0-2), rounded to 4 digits; the fit spec gives
         # each one's plausible range and its source.
-        "user_s_median": 0.1501,  # (estimate, fitted) ~324 s of user time over 2,000 compilers
+        "user_s_median": 0.15,  # (estimate, fitted) ~324 s of user time over 2,000 compilers
         "user_s_sigma": 0.35,  # (estimate) lognormal spread of compile times
         "sys_s_fixed": 0.001,  # (estimate) fork + exec + wait
-        "sys_per_user": 0.3096,  # (estimate, fitted) non-exit system time per user second
+        "sys_per_user": 0.3057,  # (estimate, fitted) non-exit system time per user second
         # (estimate, fitted) share of that system time under KERNEL_LOCK: high enough that the
         # lock is busy most of the build, as the 2021 make -j17 profile (18 % of CPU spinning)
         # suggests, so the work pmap_deactivate moves under it makes the others spin (target 5)
-        "klock_frac": 0.4949,
+        "klock_frac": 0.5035,
         "pageq_frac": 0.05,  # (estimate) fault path under the page-queue lock
         # (estimate) files one compile opens, reads or writes: the ~100-150 headers an OpenBSD
         # kernel .c includes, include-path lookups, its .o and .d
@@ -81,7 +81,7 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         # (fitted) so the reaper's share of the M2's CPU stays inside the ~13 CPU-seconds
         # target 4 leaves free
         "rss_mb_min": 38.5,
-        "rss_mb_max": 114.6,
+        "rss_mb_max": 117.0,
         "anon_frac_min": 0.6,  # (estimate) DESIGN.md section 5
         "anon_frac_max": 0.7,  # (estimate) DESIGN.md section 5
         "va_mb_min": 512.0,  # (estimate) DESIGN.md section 5

@@ -102,7 +102,7 @@ CHEAP_MIX = {cheap!r}
 @hydra.main(version_base="1.3", config_path="conf", config_name="point")
 def main(cfg):
     rng = np.random.default_rng(np.random.SeedSequence(list(point_entropy(
-        CHEAP_MIX, cfg.cores, cfg.seed, 0))))
+        "cheap", cfg.cores, cfg.seed, 0))))
     exitcore_point(BUILTIN_MACHINES[cfg.machine], CHEAP_MIX, BUILTIN_VARIANTS[cfg.variant],
                    cfg.cores, rng)
 

@@ -326,7 +326,7 @@ def run_points(
                 variant=spec.variant,
                 cores=spec.cores,
                 seed=spec.seed,
-                entropy=point_entropy(spec.params["mix"], spec.cores, spec.seed, root_seed),
+                entropy=point_entropy(spec.mix, spec.cores, spec.seed, root_seed),
                 params_keys=(keys[0], keys[1], keys[2]),
             )
             points.append(seen[pid])

@@ -7,7 +7,7 @@ A point's identity is everything that determines its result:
   seed and ``exitcore.MODEL_VERSION``. Same inputs -> same id, so a rerun finds its points
   stored; any changed parameter -> a new id, so exactly the affected points are recomputed.
 - The point's random stream is ``SeedSequence([root_seed, seed, *digest words])`` where the
-  digest covers the mix parameters and the core count only. It never depends on the order,
+  digest covers the mix's name and the core count only (not its parameter values). It never depends on the order,
   the chunk or the worker, so rows are bit-identical however the study is run; and every
   variant and machine at a given (mix, cores, seed) sees the same generated workload (common
   random numbers), which makes variant-vs-baseline differences free of workload noise.
@@ -95,9 +95,15 @@ def _point_id(
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def point_entropy(mix_params: Mapping[str, Any], cores: int, seed: int, root_seed: int) -> tuple:
-    """Seed-sequence entropy of a point: root seed, grid seed, then 4 words of a digest."""
-    words = bytes.fromhex(digest({"mix": mix_params, "cores": cores})[:32])
+def point_entropy(mix: str, cores: int, seed: int, root_seed: int) -> tuple:
+    """Seed-sequence entropy of a point: root seed, grid seed, then 4 words of a digest of the
+    mix's name and the core count.
+
+    Not of the mix's parameter values: a point whose mix parameter changed (a ``set.mix``
+    override, a fit's or a draw's value) draws from the same stream, so the change is compared
+    on common random numbers, and a fit's objective is a smooth function of mix parameters.
+    """
+    words = bytes.fromhex(digest({"mix": mix, "cores": cores})[:32])
     return (root_seed, seed, *np.frombuffer(words, dtype="<u4").tolist())
 
 
@@ -120,7 +126,7 @@ def plan(spec: StudySpec) -> list[Point]:
     """Every point of the study in grid order (machine, mix, variant, cores, seed)."""
     grid = spec.grid
     entropies = {
-        (mix, cores, seed): point_entropy(spec.params["mix"][mix], cores, seed, spec.root_seed)
+        (mix, cores, seed): point_entropy(mix, cores, seed, spec.root_seed)
         for mix, cores, seed in itertools.product(grid.mix, grid.cores, grid.seed)
     }
     encoded = {

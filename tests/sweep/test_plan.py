@@ -119,6 +119,21 @@ def test_changing_one_parameter_changes_exactly_the_affected_ids() -> None:
     assert differing == {key for key in before if key[1] == "big"}
 
 
+def test_a_changed_mix_parameter_keeps_the_stream_a_renamed_mix_does_not() -> None:
+    before = {p.key: p for p in plan(make_spec())}
+    changed = dict(GROUPS["mix"]["big"], n_procs=51)
+    GROUPS["mix"]["big"] = changed
+    try:
+        after = {p.key: p for p in plan(make_spec())}
+    finally:
+        GROUPS["mix"]["big"] = dict(changed, n_procs=50)
+    for key, point in before.items():
+        assert after[key].entropy == point.entropy  # common random numbers across values
+    small = before[("m1", "small", "base", 4, 0)]
+    big = before[("m1", "big", "base", 4, 0)]
+    assert small.entropy != big.entropy
+
+
 def test_root_seed_changes_every_id_and_stream() -> None:
     base = plan(make_spec())
     other = plan(make_spec(study={"name": "t", "seed": 1}))

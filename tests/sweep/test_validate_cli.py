@@ -46,7 +46,7 @@ def direct(
 ) -> Any:
     """One point computed in this process, seeded as the pipeline seeds it (root seed 0)."""
     params = PointParams.from_dicts(machine, mix, preset("variant", variant), cores)
-    entropy = point_entropy(mix, cores, seed, 0)
+    entropy = point_entropy(mix["name"], cores, seed, 0)
     return simulate(params, np.random.default_rng(np.random.SeedSequence(list(entropy))))
 
 
