@@ -112,10 +112,15 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _apply_overrides(
+def apply_overrides(
     group: str, base: Mapping[str, Any], overrides: Mapping[str, Any], path: str
 ) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in; every overridden key must exist in ``base``."""
+    """``base`` with ``overrides`` merged in; every overridden key must exist in ``base``.
+
+    The grammar of a study's ``set.<group>.<param>`` and of a measurement's ``point.set``:
+    nested mappings merge key by key, anything else replaces the value. ``path`` is the
+    ``<group>.`` prefix named in the error (``set.mix.slots: unknown mix parameter; ...``).
+    """
     out = copy.deepcopy(dict(base))
     for key, value in overrides.items():
         if key not in out:
@@ -124,7 +129,7 @@ def _apply_overrides(
         if isinstance(value, Mapping):
             if not isinstance(out[key], Mapping):
                 raise StudyError(f"set.{path}{key}: {group} parameter is not a mapping")
-            out[key] = _apply_overrides(group, out[key], value, f"{path}{key}.")
+            out[key] = apply_overrides(group, out[key], value, f"{path}{key}.")
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -243,7 +248,7 @@ class StudySpec:
                 base = load_group(group, item)
                 if not isinstance(base, Mapping):
                     raise StudyError(f"{group}/{item}.yaml must hold a mapping of parameters")
-                params[group][item] = _apply_overrides(
+                params[group][item] = apply_overrides(
                     group, base, overrides.get(group) or {}, f"{group}."
                 )
         ray_cfg = dict(config.get("ray") or {})
