@@ -242,6 +242,8 @@ def format_knee(p05: int | None, p50: int | None, p95: int | None) -> str:
     def one(value: int | None) -> str:
         return "none" if value is None else str(int(value))
 
+    if p05 is None:  # every quantile beyond the grid
+        return "none"
     return f"{one(p50)} ({one(p05)}-{one(p95)})"
 
 
