@@ -57,18 +57,19 @@ BUILTIN_MACHINES: Final[dict[str, dict[str, Any]]] = {
         "hardware_threads": 16,  # (published)
         "smt_gain": 0.25,  # (estimate) typical SMT uplift on compile workloads
         "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        # (estimate, fitted) calibration target 6 (user 544.57 s with the M2's kernel_build)
-        "cpu_speed": 0.63,
-        # (estimate) fitted to calibration target 6's sys: amd64 system calls cost relatively
-        # more than user code next to the M2 (mitigations, IPIs).
-        "kernel_speed": 0.592,
-        # (estimate, fitted) calibration target 6: 6.0 of 16 threads busy leaves each compiler
-        # ~0.65 s blocked (its 200 I/O operations, kernel_build's io_ops), where the M2 build
-        # kept 7.79 of 8 cores busy. ~3 ms per operation is slow for NVMe reads but fits
-        # synchronous FFS metadata writes (no softdep) on a cold tree; it also absorbs any other
-        # wait of that build the model does not simulate (make's dependency order). The most
-        # doubtful constant of the profile.
-        "io_op_s": 0.00328,
+        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6 (user 544.57 s
+        # with the M2's kernel_build)
+        "cpu_speed": 0.623,
+        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6's sys: amd64
+        # system calls cost relatively more than user code next to the M2 (mitigations, IPIs).
+        "kernel_speed": 0.5859,
+        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6: 6.0 of 16
+        # threads busy leaves each compiler ~0.65 s blocked (its 200 I/O operations,
+        # kernel_build's io_ops), where the M2 build kept 7.79 of 8 cores busy. ~3 ms per
+        # operation is slow for NVMe reads but fits synchronous FFS metadata writes (no
+        # softdep) on a cold tree; it also absorbs any other wait of that build the model does
+        # not simulate (make's dependency order). The most doubtful constant of the profile.
+        "io_op_s": 0.003306,
         "arch_overrides": {},
     },
     "arm64_altra80": {

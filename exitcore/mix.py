@@ -57,16 +57,17 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "processes": 2000,  # (estimate) DESIGN.md section 5: ~2,000 compiler processes
         "processes_per_slot": 0,
         "slots": None,  # (derived) make -j<cores>
-        # Fitted to calibration targets 4-6 (DESIGN.md section 6), seeds 1 and 3, every figure
-        # within 2.5 %; see tests/exitcore/test_calibration_machine.py.
-        "user_s_median": 0.1506,  # (estimate, fitted) ~324 s of user time over 2,000 compilers
+        # "fitted": the output of `python -m sweep.fit fit=calibration` (conf/fit/calibration.yaml:
+        # targets 4-7 of DESIGN.md section 6, seeds 0-2), rounded to 4 digits; the fit spec gives
+        # each one's plausible range and its source.
+        "user_s_median": 0.1501,  # (estimate, fitted) ~324 s of user time over 2,000 compilers
         "user_s_sigma": 0.35,  # (estimate) lognormal spread of compile times
         "sys_s_fixed": 0.001,  # (estimate) fork + exec + wait
-        "sys_per_user": 0.327,  # (estimate, fitted) non-exit system time per user second
+        "sys_per_user": 0.3096,  # (estimate, fitted) non-exit system time per user second
         # (estimate, fitted) share of that system time under KERNEL_LOCK: high enough that the
         # lock is busy most of the build, as the 2021 make -j17 profile (18 % of CPU spinning)
         # suggests, so the work pmap_deactivate moves under it makes the others spin (target 5)
-        "klock_frac": 0.453,
+        "klock_frac": 0.4949,
         "pageq_frac": 0.05,  # (estimate) fault path under the page-queue lock
         # (estimate) files one compile opens, reads or writes: the ~100-150 headers an OpenBSD
         # kernel .c includes, include-path lookups, its .o and .d
@@ -76,10 +77,11 @@ BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
         "serial_per_barrier": 0,
         "serial_tail": 1,  # (estimate) the final link
         "serial_user_s": 0.1,  # (estimate) the link's user time
-        # (estimate, fitted) DESIGN.md gives 40-150 MB; 38.5-110 MB keeps the reaper's share
-        # of the M2's CPU inside the ~13 CPU-seconds target 4 leaves free
+        # (estimate) DESIGN.md gives 40-150 MB; the minimum lowered by hand and the maximum
+        # (fitted) so the reaper's share of the M2's CPU stays inside the ~13 CPU-seconds
+        # target 4 leaves free
         "rss_mb_min": 38.5,
-        "rss_mb_max": 110.0,
+        "rss_mb_max": 114.6,
         "anon_frac_min": 0.6,  # (estimate) DESIGN.md section 5
         "anon_frac_max": 0.7,  # (estimate) DESIGN.md section 5
         "va_mb_min": 512.0,  # (estimate) DESIGN.md section 5

@@ -26,12 +26,11 @@ teardown (reaper job end, or exit end without a reaper job); ``unreclaimed_mb_ma
 resident memory of the exited processes whose pages are not yet freed (freed at the reaper
 job's end when the variant runs X6 in the reaper, else at the end of the exit).
 
-Calibration (DESIGN.md section 6, tests/exitcore/test_calibration_machine.py): with the
-built-in kernel_build mix and machine profiles, targets 4, 5 and 6 come out within 2.5 % in
-real, user and sys on seeds 0-7, and target 7 at ~1.8 % reaper utilisation. The fitted
-constants are marked (estimate, fitted) where they are defined. Target 5's published user + sys
-exceeds 8 cores x real (497.06 > 495.12 CPU-seconds), which no simulation of 8 CPUs can
-reproduce exactly; the fit splits the difference (real about +2 %, sys about -2 %).
+Calibration: the constants marked (estimate, fitted) where they are defined come from
+``python -m sweep.fit fit=calibration``; ``python -m sweep.validate`` holds the model against
+every published measurement of DESIGN.md section 6 (README, "Is the model right?"). Target 5's
+published user + sys exceeds 8 cores x real (497.06 > 495.12 CPU-seconds), which no simulation
+of 8 CPUs can reproduce exactly.
 """
 
 from __future__ import annotations

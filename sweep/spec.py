@@ -324,23 +324,7 @@ class StudySpec:
                     group, base, overrides.get(group) or {}, f"{group}."
                 )
         uncertainty = _uncertainty(config, load_group, available, params)
-        ray_cfg = dict(config.get("ray") or {})
-        num_cpus = ray_cfg.get("num_cpus")
-        if num_cpus is not None and (
-            isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
-        ):
-            raise StudyError(f"ray.num_cpus: {num_cpus!r} is not a positive integer")
-        address = ray_cfg.get("address")
-        ray = RaySpec(
-            address=None if address in (None, "") else str(address),
-            num_cpus=num_cpus,
-            task_target_s=_positive_float("ray.task_target_s", ray_cfg.get("task_target_s", 0.5)),
-            max_tasks_in_flight=_optional_positive_int(
-                "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
-            ),
-            chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
-            inprocess_s=_non_negative_float("ray.inprocess_s", ray_cfg.get("inprocess_s", 2.0)),
-        )
+        ray = parse_ray(config.get("ray"))
         store_cfg = config.get("store") or {}
         store = StoreSpec(
             flush_points=_optional_positive_int(
@@ -349,18 +333,10 @@ class StudySpec:
             or 5000,
             flush_s=_positive_float("store.flush_s", store_cfg.get("flush_s", 30.0)),
         )
-        progress = str(config.get("progress", "auto"))
-        if progress not in ("auto", "bar", "log", "off"):
-            raise StudyError(f"progress: {progress!r}; allowed: auto, bar, log, off")
-        force = config.get("force", False)
-        if not isinstance(force, bool):
-            raise StudyError(f"force: {force!r} is not true or false")
-        report = config.get("report", True)
-        if not isinstance(report, bool):
-            raise StudyError(f"report: {report!r} is not true or false")
-        cache = config.get("cache", True)
-        if not isinstance(cache, bool):
-            raise StudyError(f"cache: {cache!r} is not true or false")
+        progress = parse_progress(config.get("progress", "auto"))
+        force = parse_bool("force", config.get("force", False))
+        report = parse_bool("report", config.get("report", True))
+        cache = parse_bool("cache", config.get("cache", True))
         return cls(
             name=name,
             out=Path(str(config.get("out", "results"))),
@@ -376,6 +352,40 @@ class StudySpec:
             config=dict(config),
             uncertainty=uncertainty,
         )
+
+
+def parse_ray(value: Any) -> RaySpec:
+    """The ``ray.*`` keys of any entry point (study, validate, fit) as a :class:`RaySpec`."""
+    ray_cfg = dict(value or {})
+    num_cpus = ray_cfg.get("num_cpus")
+    if num_cpus is not None and (
+        isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
+    ):
+        raise StudyError(f"ray.num_cpus: {num_cpus!r} is not a positive integer")
+    address = ray_cfg.get("address")
+    return RaySpec(
+        address=None if address in (None, "") else str(address),
+        num_cpus=num_cpus,
+        task_target_s=_positive_float("ray.task_target_s", ray_cfg.get("task_target_s", 0.5)),
+        max_tasks_in_flight=_optional_positive_int(
+            "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
+        ),
+        chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
+        inprocess_s=_non_negative_float("ray.inprocess_s", ray_cfg.get("inprocess_s", 2.0)),
+    )
+
+
+def parse_progress(value: Any) -> str:
+    progress = str(value)
+    if progress not in ("auto", "bar", "log", "off"):
+        raise StudyError(f"progress: {progress!r}; allowed: auto, bar, log, off")
+    return progress
+
+
+def parse_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise StudyError(f"{key}: {value!r} is not true or false")
+    return value
 
 
 def _positive_float(key: str, value: Any) -> float:

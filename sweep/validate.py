@@ -77,23 +77,14 @@ def parse_seeds(key: str, value: Any) -> tuple[int, ...]:
 def run_options(config: Mapping[str, Any]) -> Any:
     """``ray.*``, ``progress``, ``cache`` and ``force`` of a config as run options."""
     from sweep.pipeline import RunOptions
-    from sweep.spec import StudySpec
+    from sweep.spec import parse_bool, parse_progress, parse_ray
 
-    # The study's own parser owns the meaning of these keys; borrow it on a minimal study.
-    probe = StudySpec.from_dicts(
-        {
-            "grid": {"machine": ["m"], "mix": ["x"], "variant": ["v"], "cores": [1], "seed": [0]},
-            "ray": config.get("ray") or {},
-            "progress": config.get("progress", "auto"),
-            "force": config.get("force", False),
-        },
-        lambda group, name: {},
-        {"machine": ["m"], "mix": ["x"], "variant": ["v"]},
+    return RunOptions(
+        ray=parse_ray(config.get("ray")),
+        progress=parse_progress(config.get("progress", "auto")),
+        cache=parse_bool("cache", config.get("cache", True)),
+        force=parse_bool("force", config.get("force", False)),
     )
-    cache = config.get("cache", True)
-    if not isinstance(cache, bool):
-        raise StudyError(f"cache: {cache!r} is not true or false")
-    return RunOptions(ray=probe.ray, progress=probe.progress, cache=cache, force=probe.force)
 
 
 def check_writable(directory: Path) -> None:
@@ -127,7 +118,7 @@ def validate(spec: ValidateSpec, ms: MeasurementSet) -> int:
         file=sys.stderr,
     )
     if specs:
-        rows = run_points(specs, spec.dir, STUDY_NAME, spec.options)
+        rows = run_points(specs, spec.dir, STUDY_NAME, spec.options, cache_root=spec.out)
     else:
         from sweep.store import POINT_SCHEMA
 
