@@ -311,3 +311,45 @@ def test_a_study_with_draws_killed_mid_run_resumes_with_only_the_missing_draws(
     got = after.sort_by("point_id")
     for column in ("point_id", "draw", "cores", "seed", "exits_per_s", "wall_s"):
         assert got.column(column).equals(expected.column(column)), column
+
+
+# --------------------------------------------------------------------------- shipped lists
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((Path(__file__).parents[2] / "conf" / "fit").glob("*.yaml")),
+    ids=lambda p: p.stem,
+)
+def test_every_shipped_range_loads_and_holds_the_value_the_model_ships(path: Path) -> None:
+    import yaml
+
+    from exitcore.arch import ARCHS
+    from sweep.config import CONF_DIR
+    from sweep.spec import load_param_list
+
+    def load(group: str, name: str) -> dict[str, Any]:
+        if group == "fit":
+            return yaml.safe_load(path.read_text())
+        return yaml.safe_load((CONF_DIR / group / f"{name}.yaml").read_text())
+
+    available = {
+        g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
+        for g in ("machine", "mix", "variant")
+    }
+    available["fit"] = [path.stem]
+    ranges = load_param_list("uncertainty.params", path.stem, load, available, GROUPS_EMPTY)
+    assert ranges
+    for r in ranges:
+        names = available[r.group] if r.name == "*" else [r.name]
+        for name in names:
+            preset = load(r.group, name)
+            node: Any = preset
+            for key in r.keys:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is None and r.keys[0] == "arch_overrides":
+                node = getattr(ARCHS[preset["arch"]], r.keys[1])  # the architecture's constant
+            assert r.lo <= float(node) <= r.hi, (r.label, name, node)
+
+
+GROUPS_EMPTY: dict[str, dict[str, Any]] = {"machine": {}, "mix": {}, "variant": {}}
