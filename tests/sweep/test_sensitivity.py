@@ -242,6 +242,11 @@ def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
         ("sweep.sensitivity", ["uncertainty.params=good", "method=fast"], "method: 'fast'"),
         (
             "sweep.sensitivity",
+            ["grid.machin=[arm64_m2]"],
+            "unknown config key 'grid.machin'; keys under 'grid': cores, machine, mix, seed",
+        ),
+        (
+            "sweep.sensitivity",
             ["uncertainty.params=good", "method=sobol", "size=10"],
             "size: 10 is not a power of two",
         ),
