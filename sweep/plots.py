@@ -162,7 +162,7 @@ def draw_band(ax: Axes, df: pl.DataFrame, metric: str, scale: float, color: str)
         df[hi].fill_null(strategy="zero").to_numpy() * scale,
         facecolor=color,
         edgecolor=color,
-        alpha=0.12,
+        alpha=0.08,  # eight variants' bands overlap: light enough to read through
         linewidth=0.6,
         linestyle="--",
     )

@@ -130,12 +130,15 @@ def findings(summary: pl.DataFrame, sensitivity: pl.DataFrame | None = None) -> 
                 text += f"no variant moves the {what} from baseline's " + _cores(base, top)
             else:
                 _, shift, variant, knee = max(moves, key=lambda m: m[0])
+                gain = recs[variant].get("gain_vs_baseline")
                 bound = "more than " if knee is None or base is None else ""
                 way = "later" if shift > 0 else "earlier"
                 text += (
                     f"{variant} moves the {what} most, from {_cores(base, top)} to "
                     f"{_cores(knee, top)}: {bound}{abs(shift)} cores {way} than baseline"
                 )
+                if gain is not None:  # a later knee of a slower variant is no improvement
+                    text += f", at {gain:.3g}x baseline's throughput at {top} cores"
         ranked = _most_sensitive(sensitivity, str(machine), str(mix))
         if ranked:
             text += f"; the knee is most sensitive to {ranked}"

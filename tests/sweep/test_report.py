@@ -360,6 +360,7 @@ def _summary(knees: dict[tuple[str, str, str], int | None], max_cores: int = 128
             "variant": [k[2] for k in knees],
             "knee_cores": list(knees.values()),
             "max_cores": [max_cores] * len(knees),
+            "gain_vs_baseline": [1.0 if k[2] == "baseline" else 0.5 for k in knees],
         },
         schema_overrides={"knee_cores": pl.Int64},
     )
@@ -394,10 +395,11 @@ def test_findings_name_the_variant_moving_the_knee_most_and_the_most_sensitive_c
     )
     assert findings(summary, sensitivity) == [
         "build on m: uvm_purge moves the knee most, from 16 cores to 32 cores: 16 cores later "
-        "than baseline; the knee is most sensitive to machine.m.reapers (Morris mu* 5.5 cores, "
-        "baseline).",
+        "than baseline, at 0.5x baseline's throughput at 128 cores; the knee is most sensitive "
+        "to machine.m.reapers (Morris mu* 5.5 cores, baseline).",
         "loop on m: rip_reaper moves the knee most, from 16 cores to beyond the grid (> 128 "
-        "cores): more than 112 cores later than baseline.",
+        "cores): more than 112 cores later than baseline, at 0.5x baseline's throughput at 128 "
+        "cores.",
     ]
     same = _summary({("m", "x", "baseline"): 8, ("m", "x", "uvm_purge"): 8})
     assert findings(same) == ["x on m: no variant moves the knee from baseline's 8 cores."]
