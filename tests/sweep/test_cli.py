@@ -234,10 +234,28 @@ def test_hydra_help_and_cfg_keep_working(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     config = yaml.safe_load(shown.stdout)
     assert config["grid"]["cores"] == "1..8" and config["study"]["name"] == "default"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_names_the_app_its_keys_layout_and_examples(tmp_path: Path) -> None:
     helped = sweep("--help", cwd=tmp_path)
-    assert (
-        helped.returncode == 0 and "grid" in helped.stdout and "Powered by Hydra" in helped.stdout
-    )
+    assert helped.returncode == 0, helped.stderr
+    text = helped.stdout
+    assert text.startswith("sweep: ") and "__main__" not in text and "powered by" not in text
+    for key in ("grid.machine=", "grid.mix=", "grid.variant=", "grid.cores=", "grid.seed="):
+        assert key in text
+    for written in ("1..128", "1..81x3", "8..64+8", "[1..64,80]"):  # the core range grammar
+        assert f"\n      {written} " in text
+    for key in ("set.<group>.<param>=", "study.name=", "out=", "force=true", "ray.address="):
+        assert key in text
+    assert "OUT/NAME/points/machine=<m>/mix=<x>/part-<uuid>.parquet" in text
+    examples = [ln for ln in text.splitlines() if ln.startswith("  python -m sweep study.name=")]
+    assert len(examples) == 2
+    # The names a grid can use are listed from conf/ by Hydra, not from a copy of them.
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    for group in ("machine", "mix", "variant"):
+        names = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        assert f"\n{group}: {', '.join(names)}\n" in text
     assert list(tmp_path.iterdir()) == []
 
 
@@ -264,7 +282,11 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".point-cache", "default-0", "default-1"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        ".point-cache",
+        "default-0",
+        "default-1",
+    ]
     for job, variant in enumerate(["baseline", "early_notify"]):
         stored = read_points(tmp_path / "results" / f"default-{job}")
         assert set(stored.column("variant").to_pylist()) == {variant}
