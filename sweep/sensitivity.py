@@ -25,6 +25,7 @@ is not ranked).
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -76,7 +77,9 @@ class SensitivitySpec:
     def from_dicts(
         cls, config: Mapping[str, Any], load_group: Any, available: Mapping[str, Sequence[str]]
     ) -> SensitivitySpec:
-        study_cfg = {k: v for k, v in config.items() if k not in ("metric", "method", "size")}
+        study_cfg = {
+            k: v for k, v in config.items() if k not in ("metric", "method", "size", "levels")
+        }
         study_cfg["uncertainty"] = {"samples": 0}  # ranking, not drawing: a plain grid
         study = StudySpec.from_dicts(study_cfg, load_group, available)
         method = config.get("method", "morris")
@@ -151,8 +154,6 @@ def sample(spec: SensitivitySpec) -> np.ndarray:
 
 def point_specs(spec: SensitivitySpec, values: np.ndarray) -> list[Any]:
     """Every grid point at every sample, sample by sample (``draw`` = the sample's row)."""
-    import itertools
-
     from sweep.pipeline import PointSpec
     from sweep.ranges import apply
 
