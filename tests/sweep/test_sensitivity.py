@@ -269,3 +269,59 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
     assert len(lines) == 1 and lines[0].startswith(f"{module}: error: "), run.stderr
     assert message in lines[0]
     assert not out.exists() and list(tmp_path.iterdir()) == []  # nothing written anywhere
+
+
+# --------------------------------------------------------------------------- on Ray
+
+
+@pytest.fixture(scope="module")
+def ray_address(ray_local: Any) -> str:
+    return ray_local.get_runtime_context().gcs_address
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("module", ["sweep", "sweep.sensitivity"])
+def test_draws_and_samples_on_ray_equal_the_same_run_in_process(
+    tmp_path: Path, conf_dir: Path, ray_address: str, module: str
+) -> None:
+    """The real model, every point on the session's Ray (ray.inprocess_s=0) against every
+    point in the driver: the same rows, so the same curves and indices."""
+    from sweep.store import read_points
+
+    common = [
+        *SMALL,
+        "grid.variant=[baseline,pmap_purge]",
+        "uncertainty.params=good",
+        f"hydra.searchpath=[file://{conf_dir}]",
+        "progress=off",
+        "cache=false",
+    ]
+    if module == "sweep":
+        common += ["uncertainty.samples=3", "report=false"]
+    else:
+        common += ["metric=exits_per_s", "size=2"]
+    on_ray = _cli(
+        module, *common, "out=ray", f"ray.address={ray_address}", "ray.inprocess_s=0", cwd=tmp_path
+    )
+    assert on_ray.returncode == 0, on_ray.stderr
+    assert "Ray tasks" in on_ray.stderr and "in this process" not in on_ray.stderr
+    local = _cli(module, *common, "out=local", "ray.inprocess_s=1000", cwd=tmp_path)
+    assert local.returncode == 0, local.stderr
+    assert "computed" in local.stderr and "Ray tasks" not in local.stderr
+    sub = "default" if module == "sweep" else "default/sensitivity"
+    a, b = (
+        read_points(tmp_path / out / sub).drop_columns(["created_at"]).sort_by("point_id")
+        for out in ("ray", "local")
+    )
+    # 2 variants x 2 cores at the presets and 3 draws, or at 2 x (1 + 1) Morris samples
+    assert a.num_rows == 16
+    assert a.equals(b)
+    assert set(a.column("draw").to_pylist()) == (
+        {None, 0, 1, 2} if module == "sweep" else {0, 1, 2, 3}
+    )
+    if module == "sweep.sensitivity":
+        x, y = (
+            pl.read_parquet(tmp_path / out / "default" / "sensitivity.parquet")
+            for out in ("ray", "local")
+        )
+        assert x.equals(y)
