@@ -30,6 +30,7 @@ the points (``points/``, cached by id). Exit 0; bad input: one line, exit 2, not
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -380,12 +381,41 @@ def fitted_overrides(fit: FitSpec, values: Sequence[float]) -> dict[str, dict[st
     return out
 
 
-def used_presets(ms: MeasurementSet) -> dict[str, set[str]]:
-    used: dict[str, set[str]] = {g: set() for g in GROUPS}
-    for m in ms.all:
-        for group in GROUPS:
-            used[group].add(getattr(m.point, group))
-    return used
+def read_fitted(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """A ``fitted.yaml`` (group -> name -> param -> value); one-line errors naming the file."""
+    try:
+        content = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        detail = " ".join(str(getattr(exc, "strerror", None) or exc).split())[:200]
+        raise StudyError(f"overrides: cannot read {path}: {detail}") from None
+    if not isinstance(content, Mapping):
+        raise StudyError(f"overrides: {path} must map group -> name -> param -> value")
+    for group, presets in content.items():
+        if group not in GROUPS:
+            raise StudyError(f"overrides: {path}: {group}: unknown group; allowed: {GROUPS}")
+        if not isinstance(presets, Mapping) or not all(
+            isinstance(p, Mapping) for p in presets.values()
+        ):
+            raise StudyError(f"overrides: {path}: {group}: must map preset names to parameters")
+    return {g: {n: dict(p) for n, p in presets.items()} for g, presets in content.items()}
+
+
+def overlay(load: Any, fitted: Mapping[str, Mapping[str, Mapping[str, Any]]], where: str) -> Any:
+    """``load(group, name)`` with the fitted values of that preset applied (the grammar of
+    ``set.<group>.<param>``: every key must exist in the preset)."""
+    from sweep.spec import apply_overrides
+
+    def load_with(group: str, name: str) -> dict[str, Any]:
+        base = load(group, name)
+        values = fitted.get(group, {}).get(name)
+        if not values:
+            return base
+        try:
+            return apply_overrides(group, base, values, f"{group}.{name}.")
+        except StudyError as exc:  # "set.machine.m2.cpu: unknown machine parameter; ..."
+            raise StudyError(f"overrides: {where}: {str(exc).removeprefix('set.')}") from None
+
+    return load_with
 
 
 def run_fit(fit: FitSpec) -> int:
@@ -399,13 +429,27 @@ def run_fit(fit: FitSpec) -> int:
         ray=fit.options.ray, progress="off", cache=fit.options.cache, force=fit.options.force
     )
 
+    provenance = {
+        "fit": fit.name,
+        "measurements": sorted(m.name for m in fit.measurements.selected),
+        "seeds": list(fit.seeds),
+        "parameters": [dataclasses.asdict(r) for r in fit.ranges],
+    }
+
     def runner(specs: Sequence[Any]) -> Any:
         # run_points says per batch what it stored and computed; a fit's hundred batches would
         # bury its own per-iteration progress, so that is kept and shown only on failure.
         said = io.StringIO()
         try:
             with contextlib.redirect_stderr(said):
-                return run_points(specs, fit.dir, f"fit-{fit.name}", quiet, cache_root=fit.out)
+                return run_points(
+                    specs,
+                    fit.dir,
+                    f"fit-{fit.name}",
+                    quiet,
+                    cache_root=fit.out,
+                    config=provenance,
+                )
         except BaseException:
             sys.stderr.write(said.getvalue())
             raise
@@ -480,11 +524,10 @@ PARAMETER_HEADERS = ("parameter", "lo", "hi", "start", "fitted", "change", "boun
 
 
 def parameter_text(fit: FitSpec, result: FitResult) -> str:
+    from sweep.report import plain_table
+
     rows = [list(PARAMETER_HEADERS), *_parameter_rows(fit, result)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(PARAMETER_HEADERS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return plain_table(rows, numeric={1, 2, 3, 4, 5})
 
 
 def fit_markdown(fit: FitSpec, result: FitResult, tables: Sequence[Any]) -> str:

@@ -163,6 +163,9 @@ class Measurement:
         bounds = _bounds(d.get("bounds"), fail)
         if not figures and not bounds:
             raise fail("figures", "missing: give at least one published figure or bound")
+        both = sorted(set(figures) & set(bounds))
+        if both:
+            raise fail(f"bounds.{both[0]}", "is also a figure: give a value or a bound, not both")
         if figures and "tolerance" not in d:
             raise fail("tolerance", "missing: give a relative tolerance for the figures")
         tolerance = _tolerances("tolerance", d.get("tolerance"), tuple(figures), fail)
@@ -453,7 +456,9 @@ def load_measurements(
     if names is None:
         wanted = offered
     else:
-        if isinstance(names, str) or not isinstance(names, Sequence):
+        if isinstance(names, str):
+            names = [names]
+        if not isinstance(names, Sequence):
             raise StudyError(f"measurements: {names!r} is not a list of measurement names")
         wanted = []
         for item in names:

@@ -1,7 +1,8 @@
 """``python -m sweep.validate``: every published measurement against the model, as a table.
 
 Config ``conf/validate.yaml``: ``measurements`` (names, default all), ``role`` (``all``,
-``calibrate``, ``check``), ``seeds``, ``out``, ``cache``, ``force``, ``ray.*``, ``progress`` and
+``calibrate``, ``check``), ``seeds``, ``out``, ``overrides`` (a ``fitted.yaml`` of
+``python -m sweep.fit`` applied to the presets), ``cache``, ``force``, ``ray.*``, ``progress`` and
 Hydra's ``hydra.searchpath`` (a user's own ``measurement/``, ``machine/`` ... directories).
 
 Each selected measurement's point runs at every seed through :func:`sweep.pipeline.run_points`
@@ -41,6 +42,8 @@ class ValidateSpec:
     seeds: tuple[int, ...]
     out: Path
     options: Any  # sweep.pipeline.RunOptions
+    overrides: Path | None = None
+    """A ``fitted.yaml`` of ``python -m sweep.fit`` applied to the presets first."""
 
     @property
     def dir(self) -> Path:
@@ -49,17 +52,21 @@ class ValidateSpec:
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> ValidateSpec:
         names = config.get("measurements")
+        if isinstance(names, str):
+            names = [names]  # measurements=one_name on the command line
         if names is not None:
-            if isinstance(names, str) or not isinstance(names, Sequence):
+            if not isinstance(names, Sequence):
                 raise StudyError(f"measurements: {names!r} is not a list of measurement names")
             names = tuple(names)
         role = config.get("role", "all")
+        overrides = config.get("overrides")
         return cls(
             measurements=names,
             role=str(role),
             seeds=parse_seeds("seeds", config.get("seeds", [0, 1, 2])),
             out=Path(str(config.get("out", "results"))),
             options=run_options(config),
+            overrides=None if overrides in (None, "") else Path(str(overrides)),
         )
 
 
@@ -118,7 +125,15 @@ def validate(spec: ValidateSpec, ms: MeasurementSet) -> int:
         file=sys.stderr,
     )
     if specs:
-        rows = run_points(specs, spec.dir, STUDY_NAME, spec.options, cache_root=spec.out)
+        provenance = {
+            "measurements": sorted(m.name for m in ms.all),
+            "role": spec.role,
+            "seeds": list(spec.seeds),
+            "overrides": None if spec.overrides is None else str(spec.overrides),
+        }
+        rows = run_points(
+            specs, spec.dir, STUDY_NAME, spec.options, cache_root=spec.out, config=provenance
+        )
     else:
         from sweep.store import POINT_SCHEMA
 
@@ -129,7 +144,9 @@ def validate(spec: ValidateSpec, ms: MeasurementSet) -> int:
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     header = (
         f"`python -m sweep.validate` at {now}, model version {MODEL_VERSION}, seeds "
-        f"{list(spec.seeds)}, role {spec.role}. `within`: |error| <= tolerance, or the model "
+        f"{list(spec.seeds)}, role {spec.role}"
+        + (f", presets overridden by `{spec.overrides}`" if spec.overrides else "")
+        + ". `within`: |error| <= tolerance, or the model "
         "inside the published bounds; exit status 0 when every calibrate row is within."
     )
     write_atomic(spec.dir / "validation.parquet", lambda p: table.write_parquet(p))
@@ -154,6 +171,16 @@ def task(cfg: Any) -> int:
     config = resolved(cfg)
     spec = ValidateSpec.from_dict(config)
     load, available = group_loader((*GROUPS, GROUP))
+    if spec.overrides is not None:
+        from sweep.fit import overlay, read_fitted
+
+        fitted = read_fitted(spec.overrides)
+        for group, presets in fitted.items():
+            for name in presets:
+                if name not in available.get(group, ()):
+                    where = f"overrides: {spec.overrides}"
+                    raise StudyError(f"{where}: no {group} {name!r} to override")
+        load = overlay(load, fitted, str(spec.overrides))
     ms = load_measurements(spec.measurements, spec.role, load, available)
     return validate(spec, ms)
 

@@ -307,12 +307,10 @@ def markdown_table(table: pl.DataFrame, ms: MeasurementSet) -> str:
 
 
 def text_table(table: pl.DataFrame, ms: MeasurementSet) -> str:
-    """The validation table in aligned plain text, for a terminal."""
-    rows = [list(HEADERS), *display_rows(table, ms)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADERS))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """The validation table in aligned plain text, for a terminal (the reports' renderer)."""
+    from sweep.report import plain_table
+
+    return plain_table([list(HEADERS), *display_rows(table, ms)], numeric={3, 4, 5, 6})
 
 
 def summary_lines(table: pl.DataFrame) -> list[str]:

@@ -130,6 +130,7 @@ BAD = [
     ),
     (broken(bounds={"reaper_util": [0.5, 0.1]}), "bounds.reaper_util: lo 0.5 > hi 0.1"),
     (broken(bounds={"reaper_util": 0.05}), "bounds.reaper_util: 0.05 is not a pair"),
+    (broken(bounds={"wall_s": [0, 1]}), "bounds.wall_s: is also a figure"),
     (broken(versus="nobody", ratio_tolerance=0.01), "versus: unknown measurement 'nobody'"),
     (broken(versus="mine", ratio_tolerance=0.01), "versus: a measurement cannot be compared"),
     (broken(ratio_tolerance=0.01), "ratio_tolerance: given without versus"),
@@ -168,7 +169,7 @@ def test_unknown_variant_is_an_error_for_calibrate_and_shown_for_check() -> None
     ("names", "role", "message"),
     [
         (["nope"], "all", "measurements: unknown measurement 'nope'; available: "),
-        ("kernel_build_m2_baseline", "all", "is not a list of measurement names"),
+        (7, "all", "7 is not a list of measurement names"),
         (None, "fitted", "role: 'fitted'; allowed: all, calibrate, check"),
         (["kernel_build_altra_j16_2024"], "calibrate", "role=calibrate: none of the selected"),
     ],

@@ -151,6 +151,10 @@ BAD = [
     (["measurements=[broken]"], "measurement/broken.yaml: colour: unknown field"),
     (["measurements=[no_machine]"], "measurement/no_machine.yaml: point.machine: unknown machine"),
     (["measurements=[no_figure]"], "measurement/no_figure.yaml: figures: missing"),
+    (["overrides=missing.yaml"], "overrides: cannot read missing.yaml: No such file"),
+    (["overrides=myconf/fitted.yaml"], "overrides: myconf/fitted.yaml: machine.arm64_m2.speed"),
+    (["overrides=myconf/nobody.yaml"], "overrides: myconf/nobody.yaml: no machine 'cray1'"),
+    (["out=blocker/out", "measurements=kernel_build_m2_baseline"], "is not writable: "),
 ]
 
 
@@ -172,8 +176,11 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
     write_group(mine, "measurement", "no_machine", no_machine)
     no_figure = {k: v for k, v in good.items() if k not in ("figures", "tolerance")}
     write_group(mine, "measurement", "no_figure", {**no_figure, "name": "no_figure"})
+    (mine / "fitted.yaml").write_text("machine: {arm64_m2: {speed: 2.0}}\n")
+    (mine / "nobody.yaml").write_text("machine: {cray1: {cpu_speed: 2.0}}\n")
+    (tmp_path / "blocker").write_text("a file where the output directory would go\n")
     result = run(
-        "sweep.validate", *args, f"hydra.searchpath=[file://{mine}]", "out=out", cwd=tmp_path
+        "sweep.validate", "out=out", *args, f"hydra.searchpath=[file://{mine}]", cwd=tmp_path
     )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
