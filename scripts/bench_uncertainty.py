@@ -5,6 +5,7 @@ Run from the project directory::
 
     python scripts/bench_uncertainty.py                  # last line is one JSON object
     python scripts/bench_uncertainty.py --machines arm64_altra80 --mixes kernel_build  # a subset
+    python scripts/bench_uncertainty.py --params estimates   # another parameter list
 
 The study is ``conf/config.yaml``'s default (2 machines, 2 mixes, 8 variants, cores 1..128,
 seed 0: 256 points; ``uncertainty.params`` its default list) read from the files, with
@@ -65,6 +66,8 @@ def make_spec(out: Path, name: str, samples: int, args: argparse.Namespace) -> S
     config.update(out=str(out), report=False, cache=False, progress="off")
     config["study"]["name"] = name
     config["uncertainty"]["samples"] = samples
+    if args.params:
+        config["uncertainty"]["params"] = args.params
     if args.machines:
         config["grid"]["machine"] = args.machines
     if args.mixes:
@@ -90,6 +93,7 @@ def main() -> int:
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--machines", nargs="*", default=None)
     parser.add_argument("--mixes", nargs="*", default=None)
+    parser.add_argument("--params", default=None, help="parameter list (default: the config's)")
     args = parser.parse_args()
 
     start = time.perf_counter()
