@@ -26,7 +26,7 @@ def spec_from_config(cfg: DictConfig) -> StudySpec:
     ):
         # Each multirun job is its own study: NAME-<job number> unless study.name is swept.
         container["study"]["name"] = f"{container['study']['name']}-{hydra_cfg.job.num}"
-    load, available = group_loader(GROUPS)
+    load, available = group_loader((*GROUPS, "fit"))  # fit: uncertainty.params
     return StudySpec.from_dicts(container, load, available)
 
 

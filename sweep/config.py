@@ -97,7 +97,7 @@ def _unknown_key_message(exc: BaseException, config_name: str) -> str | None:
         return None
     key = match.group(1)
     parent, _, leaf = key.rpartition(".")
-    node: Any = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    node: Any = _root_keys(config_name)
     for part in parent.split(".") if parent else []:
         node = node.get(part) if isinstance(node, Mapping | DictConfig) else None
     allowed = (
@@ -108,6 +108,16 @@ def _unknown_key_message(exc: BaseException, config_name: str) -> str | None:
     where = f"under '{parent}'" if parent else "at the top level"
     listing = ", ".join(str(k) for k in allowed) or "none"
     return f"unknown config key '{key}'; keys {where}: {listing}"
+
+
+def _root_keys(config_name: str) -> Any:
+    """The root config with the root configs its defaults list names merged in (the keys of a
+    study that ``conf/sensitivity.yaml`` takes over with ``- config``)."""
+    node: Any = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    for entry in node.get("defaults") or []:
+        if isinstance(entry, str) and (CONF_DIR / f"{entry}.yaml").is_file():
+            node = OmegaConf.merge(_root_keys(entry), node)
+    return node
 
 
 def _rewrite(arg: str) -> str:

@@ -233,20 +233,28 @@ def add_scaling(agg: pl.DataFrame) -> pl.DataFrame:
 
 def compute_curves(points_dir: Path) -> pl.DataFrame:
     """Curves of a result set's ``points/`` directory (see the module docstring)."""
-    columns = [*POINT_KEYS, "seed", "is_what_if", *CURVE_METRICS]
+    columns = [*POINT_KEYS, "seed", "draw", "is_what_if", *CURVE_METRICS]
     for _ in range(_READ_RETRIES):
         try:
-            agg = aggregate_seeds(scan_points(points_dir, columns))
+            rows = scan_points(points_dir, columns).collect()
             break
         except ResultSetError:
             raise
         except (OSError, pl.exceptions.ComputeError):  # a file vanished under the scan
             time.sleep(0.05)
     else:
-        agg = aggregate_seeds(read_file_by_file(points_dir, columns))
+        rows = read_file_by_file(points_dir, columns).collect()
+    # Rows at parameter draws (uncertainty.samples) have their own curves: sweep.uncertainty.
+    drawn = rows.filter(pl.col("draw").is_not_null())
+    agg = aggregate_seeds(rows.filter(pl.col("draw").is_null()).drop("draw").lazy())
     if agg.is_empty():
         raise ResultSetError(f"no successful point (status 'ok') in {points_dir}")
-    return add_scaling(agg)
+    curves = add_scaling(agg)
+    if drawn.height:
+        from sweep.uncertainty import add_uncertainty
+
+        curves = add_uncertainty(curves, drawn.lazy())
+    return curves
 
 
 def summarize(curves: pl.DataFrame) -> pl.DataFrame:
@@ -266,6 +274,12 @@ def summarize(curves: pl.DataFrame) -> pl.DataFrame:
             pl.col("wall_s_mean").last().alias("wall_s_at_max"),
             pl.col("throughput_gain_vs_baseline").last().alias("gain_vs_baseline"),
             pl.col("wall_ratio_vs_baseline").last().alias("wall_ratio_vs_baseline"),
+            # parameter uncertainty (sweep.uncertainty), when the study drew parameters
+            *[
+                pl.col(c).first()
+                for c in ("knee_p05", "knee_p50", "knee_p95", "bottleneck_share", "n_draws")
+                if c in curves.columns
+            ],
         )
     )
     rank = pl.col("variant").replace_strict(

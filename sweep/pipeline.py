@@ -82,6 +82,9 @@ class PointSpec:
     cores: int
     seed: int
     params: Mapping[str, Mapping[str, Any]]
+    draw: int | None = None
+    """The sample this point belongs to (a sensitivity or uncertainty draw): part of its id and
+    stored in the ``draw`` column; None for a point at the presets' own values."""
 
 
 @dataclass
@@ -255,6 +258,11 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
     """
     validate(spec)
     points = plan(spec)
+    params = spec.params
+    if spec.uncertainty.samples:
+        from sweep.uncertainty import study_params
+
+        params = study_params(spec)
     chash = config_hash(spec)
     result_set = ResultSet(spec.study_dir, spec.store.flush_points)
     options = RunOptions(
@@ -267,7 +275,7 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
     )
     outcome = execute(
         points,
-        Shared(spec.name, chash, spec.params, point_fn or exitcore_point),
+        Shared(spec.name, chash, params, point_fn or exitcore_point),
         result_set,
         options,
         spec.out,
@@ -316,7 +324,7 @@ def run_points(
         keys = tuple(f"{names[g]}@{digest(texts[g])[:12]}" for g in GROUPS)
         for group, key in zip(GROUPS, keys, strict=True):
             params[group].setdefault(key, spec.params[group])
-        pid = _point_id(names, texts, spec.cores, spec.seed, root_seed, MODEL_VERSION)
+        pid = _point_id(names, texts, spec.cores, spec.seed, root_seed, MODEL_VERSION, spec.draw)
         ids.append(pid)
         if pid not in seen:
             seen[pid] = Point(
@@ -328,6 +336,7 @@ def run_points(
                 seed=spec.seed,
                 entropy=point_entropy(spec.mix, spec.cores, spec.seed, root_seed),
                 params_keys=(keys[0], keys[1], keys[2]),
+                draw=spec.draw,
             )
             points.append(seen[pid])
     validate_params(params, {(p.param_keys, p.cores) for p in points})

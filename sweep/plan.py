@@ -7,8 +7,8 @@ A point's identity is everything that determines its result:
   seed and ``exitcore.MODEL_VERSION``. Same inputs -> same id, so a rerun finds its points
   stored; any changed parameter -> a new id, so exactly the affected points are recomputed.
 - The point's random stream is ``SeedSequence([root_seed, seed, *digest words])`` where the
-  digest covers the mix's name and the core count only (not its parameter values). It never depends on the order,
-  the chunk or the worker, so rows are bit-identical however the study is run; and every
+  digest covers the mix's name and the core count only (not its parameter values). It never
+  depends on the order, the chunk or the worker, so rows are bit-identical however the study is run; and every
   variant and machine at a given (mix, cores, seed) sees the same generated workload (common
   random numbers), which makes variant-vs-baseline differences free of workload noise.
 """
@@ -55,15 +55,18 @@ class Point:
     params_keys: tuple[str, str, str] | None = None
     """Where the machine, mix and variant parameters of this point are found in the study's
     ``params[group]`` mappings; None: under their names (a grid study)."""
+    draw: int | None = None
+    """Index of the parameter draw this point runs at (:mod:`sweep.uncertainty`); None: the
+    presets' own values."""
 
     @property
     def param_keys(self) -> tuple[str, str, str]:
         return self.params_keys or (self.machine, self.mix, self.variant)
 
     @property
-    def key(self) -> tuple[str, str, str, int, int]:
+    def key(self) -> tuple[str, str, str, int, int, int | None]:
         """The point's place in the grid (its labels), independent of parameter values."""
-        return (self.machine, self.mix, self.variant, self.cores, self.seed)
+        return (self.machine, self.mix, self.variant, self.cores, self.seed, self.draw)
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence(list(self.entropy)))
@@ -76,10 +79,11 @@ def point_id(
     seed: int,
     root_seed: int,
     model_version: str = MODEL_VERSION,
+    draw: int | None = None,
 ) -> str:
     """Content hash of everything that determines one point's result."""
     encoded = {group: canonical_json(params[group]) for group in names}
-    return _point_id(names, encoded, cores, seed, root_seed, model_version)
+    return _point_id(names, encoded, cores, seed, root_seed, model_version, draw)
 
 
 def _point_id(
@@ -89,9 +93,15 @@ def _point_id(
     seed: int,
     root_seed: int,
     model_version: str,
+    draw: int | None = None,
 ) -> str:
     parts = [f"{group}={names[group]}:{encoded[group]}" for group in ("machine", "mix", "variant")]
-    text = "|".join([*parts, f"cores={cores}", f"seed={seed}", f"root={root_seed}", model_version])
+    # A drawn point also names its draw; a point at the presets' values keeps the id it had
+    # before draws existed, so plain studies resume and share the cache as they did.
+    drawn = [] if draw is None else [f"draw={draw}"]
+    text = "|".join(
+        [*parts, f"cores={cores}", f"seed={seed}", *drawn, f"root={root_seed}", model_version]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -118,6 +128,12 @@ def config_hash(spec: StudySpec) -> str:
             "params": spec.params,
             "root_seed": spec.root_seed,
             "model_version": MODEL_VERSION,
+            # only when drawing: a plain study keeps the hash it had before draws existed
+            **(
+                {"uncertainty": [spec.uncertainty.samples, repr(spec.uncertainty.ranges)]}
+                if spec.uncertainty.samples
+                else {}
+            ),
         }
     )[:16]
 
@@ -150,6 +166,10 @@ def plan(spec: StudySpec) -> list[Point]:
                 entropy=entropies[(mix, cores, seed)],
             )
         )
+    if spec.uncertainty.samples:
+        from sweep.uncertainty import draw_points  # scipy is loaded only for draws
+
+        points += draw_points(spec, points)
     return points
 
 
@@ -206,3 +226,7 @@ def validate(spec: StudySpec) -> None:
         group: {n: spec.params[group][n] for n in getattr(grid, group)} for group in GROUP_PARSERS
     }
     validate_params(used, [(first, cores) for cores in grid.cores])
+    if spec.uncertainty.samples:
+        from sweep.uncertainty import validate_draws
+
+        validate_draws(spec)

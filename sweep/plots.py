@@ -130,6 +130,7 @@ def _plot_metric(
                 alpha=0.15,
                 linewidth=0,
             )
+        draw_band(ax, df, metric, scale, color)
         knee = df.filter(pl.col("is_knee"))
         if knee.height:
             ax.plot(
@@ -147,6 +148,24 @@ def _plot_metric(
     _shade_what_if(ax, group)
     ax.set_ylabel(ylabel)
     core_axis(ax, group["cores"].to_list())
+
+
+def draw_band(ax: Axes, df: pl.DataFrame, metric: str, scale: float, color: str) -> None:
+    """The 5-95 % band of ``metric`` across parameter draws (:mod:`sweep.uncertainty`), if any:
+    shaded and edged with dashes, apart from the seed interval's plain shade."""
+    lo, hi = f"{metric}_p05", f"{metric}_p95"
+    if lo not in df.columns or df[lo].null_count() == df.height:
+        return
+    ax.fill_between(
+        df["cores"].to_numpy(),
+        df[lo].fill_null(strategy="zero").to_numpy() * scale,
+        df[hi].fill_null(strategy="zero").to_numpy() * scale,
+        facecolor=color,
+        edgecolor=color,
+        alpha=0.08,  # eight variants' bands overlap: light enough to read through
+        linewidth=0.6,
+        linestyle="--",
+    )
 
 
 def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> None:
@@ -168,6 +187,11 @@ def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]])
     )
     if "is_what_if" in group.columns and group["is_what_if"].any():
         handles.append(Patch(color="0.92", label="what-if\n(> hw threads)"))
+    if "n_draws" in group.columns and group["n_draws"].max():
+        n = int(group["n_draws"].max())  # type: ignore[arg-type]
+        handles.append(
+            Patch(facecolor="0.8", edgecolor="0.4", linestyle="--", label=f"5-95 % of\n{n} draws")
+        )
     fig.legend(
         handles=handles,
         loc="upper left",
@@ -190,6 +214,7 @@ def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
         df = group.filter(pl.col("variant") == variant).sort("cores")
         color, marker = style[variant]
         ax_sp.plot(df["cores"], df["speedup"], color=color, marker=marker, markersize=3.5)
+        draw_band(ax_sp, df, "speedup", 1.0, color)
         knee = df.filter(pl.col("is_knee"))
         ax_sp.plot(
             knee["cores"],
@@ -386,3 +411,46 @@ def render_figures(
                 stems[kind] = stem
             written[(machine, mix)] = stems
     return written
+
+
+def render_tornado(
+    labels: Sequence[str],
+    values: Sequence[float],
+    errors: Sequence[float] | None,
+    stem: Path,
+    *,
+    title: str,
+    xlabel: str,
+) -> Path:
+    """A tornado figure: one horizontal bar per parameter, largest on top (PNG and SVG).
+
+    ``errors`` (optional) draws each bar's spread as a whisker (Morris sigma, a Sobol
+    confidence interval). Returns ``stem``.
+    """
+    order = sorted(range(len(labels)), key=lambda i: values[i])  # barh draws bottom-up
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]
+        fig = Figure(figsize=(7.5, 0.9 + 0.32 * len(labels)))
+        fig.subplots_adjust(
+            left=0.42, right=0.96, top=0.86, bottom=0.9 / (1.5 + 0.32 * len(labels))
+        )
+        ax = fig.subplots()
+        ax.barh(
+            range(len(order)),
+            [values[i] for i in order],
+            xerr=None if errors is None else [errors[i] for i in order],
+            color="#1f77b4",
+            ecolor="0.3",
+            capsize=2,
+        )
+        ax.set_yticks(range(len(order)), [labels[i] for i in order])
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", visible=False)
+        fig.suptitle(title, fontsize=9)
+        for fmt in FORMATS:
+            tmp = stem.parent / f".{stem.name}.{fmt}.tmp"
+            fig.savefig(
+                tmp, format=fmt, dpi=_DPI, metadata={"Date": None} if fmt == "svg" else None
+            )
+            os.replace(tmp, stem.parent / f"{stem.name}.{fmt}")
+    return stem

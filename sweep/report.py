@@ -23,6 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sweep.curves import (
+    BASELINE,
     CONFIDENCE,
     CURVE_KEYS,
     KNEE_MARGINAL_EFFICIENCY,
@@ -32,6 +33,7 @@ from sweep.curves import (
 )
 from sweep.plots import FIGURE_KINDS, render_figures
 from sweep.store import ResultSetError, point_files
+from sweep.uncertainty import format_knee, format_share
 
 FIGURE_CAPTIONS: Final[dict[str, str]] = {
     "scaling": "Wall time, throughput and speedup against cores",
@@ -81,9 +83,99 @@ def definitions() -> list[str]:
     ]
 
 
+def uncertainty_definitions(summary: pl.DataFrame) -> list[str]:
+    """What the knee and bottleneck cells mean when the study drew parameters."""
+    if "n_draws" not in summary.columns or not summary["n_draws"].max():
+        return []
+    n = int(summary["n_draws"].max())  # type: ignore[arg-type]
+    return [
+        f"With parameter draws ({n} per curve, uncertainty.samples): knee = the median knee "
+        "over draws with its 5-95 % interval, p50 (p05-p95), each draw's knee taken from its "
+        "seed-aggregated curve; quantiles are type 1 (the smallest knee that at least that "
+        "fraction of draws does not exceed), a draw without a knee counts as beyond the grid "
+        "('none'). bottleneck = how often each resource is the bottleneck at the draw's knee. "
+        "Curves and figure lines are the presets' own values; the dashed bands span the 5-95 % "
+        "quantiles of the draws.",
+    ]
+
+
+def _knee_value(rec: dict[str, object]) -> int | None:
+    value = rec.get("knee_p50") if rec.get("n_draws") else rec.get("knee_cores")
+    return None if value is None else int(value)  # type: ignore[call-overload]
+
+
+def findings(summary: pl.DataFrame, sensitivity: pl.DataFrame | None = None) -> list[str]:
+    """One sentence per (machine, mix): the variant that moves the knee most from baseline's,
+    by how many cores, and the constant the knee is most sensitive to (``sensitivity``: the
+    rows of ``sensitivity.parquet``, when one exists, ranked by Morris mu* or Sobol ST)."""
+    sentences = []
+    for (machine, mix), group in summary.group_by(["machine", "mix"], maintain_order=True):
+        recs = {str(r["variant"]): r for r in group.iter_rows(named=True)}
+        top = int(group["max_cores"].max())  # type: ignore[arg-type]
+        drawn = "n_draws" in group.columns and bool(group["n_draws"].max())
+        what = "median knee" if drawn else "knee"
+        text = f"{mix} on {machine}: "
+        if BASELINE not in recs:
+            text += "no baseline curve to compare the variants with"
+        else:
+            base = _knee_value(recs[BASELINE])
+            moves = []
+            for variant, rec in recs.items():
+                if variant == BASELINE:
+                    continue
+                knee = _knee_value(rec)
+                if knee == base:
+                    continue
+                # A knee beyond the grid lies past its largest core count: the shift is a bound,
+                # ranked as if that knee were at twice the largest count.
+                shift = (top if knee is None else knee) - (top if base is None else base)
+                rank = (top * 2 if knee is None else knee) - (top * 2 if base is None else base)
+                moves.append((abs(rank), shift, variant, knee))
+            if not moves:
+                text += f"no variant moves the {what} from baseline's " + _cores(base, top)
+            else:
+                _, shift, variant, knee = max(moves, key=lambda m: m[0])
+                gain = recs[variant].get("gain_vs_baseline")
+                bound = "more than " if knee is None or base is None else ""
+                way = "later" if shift > 0 else "earlier"
+                text += (
+                    f"{variant} moves the {what} most, from {_cores(base, top)} to "
+                    f"{_cores(knee, top)}: {bound}{abs(shift)} cores {way} than baseline"
+                )
+                if gain is not None:  # a later knee of a slower variant is no improvement
+                    text += f", at {gain:.3g}x baseline's throughput at {top} cores"
+        ranked = _most_sensitive(sensitivity, str(machine), str(mix))
+        if ranked:
+            text += f"; the knee is most sensitive to {ranked}"
+        sentences.append(text + ".")
+    return sentences
+
+
+def _cores(knee: int | None, top: int) -> str:
+    return f"{knee} cores" if knee is not None else f"beyond the grid (> {top} cores)"
+
+
+def _most_sensitive(sensitivity: pl.DataFrame | None, machine: str, mix: str) -> str | None:
+    if sensitivity is None or sensitivity.is_empty():
+        return None
+    rows = sensitivity.filter(
+        (pl.col("machine") == machine) & (pl.col("mix") == mix) & (pl.col("metric") == "knee")
+    )
+    score = "mu_star" if "mu_star" in rows.columns else "ST"
+    rows = rows.filter(pl.col(score).is_not_null()).sort(score, descending=True)
+    if rows.is_empty():
+        return None
+    best = rows.row(0, named=True)
+    unit = " cores" if score == "mu_star" else ""
+    name = "Morris mu*" if score == "mu_star" else "Sobol ST"
+    return f"{best['parameter']} ({name} {best[score]:.3g}{unit}, {best['variant']})"
+
+
 def _fmt(column: str, value: object) -> str:
     if value is None:
         return "none" if column == "knee_cores" else "-"
+    if isinstance(value, str):
+        return value
     if column == "knee_cores":
         return str(int(value))  # type: ignore[call-overload]
     if column in ("speedup_at_max", "efficiency_at_max", "gain_vs_baseline"):
@@ -98,6 +190,9 @@ def table_rows(summary: pl.DataFrame) -> list[list[str]]:
     rows = [[header for _, header in COLUMNS]]
     for rec in summary.iter_rows(named=True):
         rec = dict(rec, cores=f"{rec['min_cores']}-{rec['max_cores']}")
+        if rec.get("n_draws"):  # parameter draws: the median knee (5-95 %), bottleneck shares
+            rec["knee_cores"] = format_knee(rec["knee_p05"], rec["knee_p50"], rec["knee_p95"])
+            rec["bottleneck"] = format_share(rec["bottleneck_share"])
         rows.append([_fmt(col, rec[col]) for col, _ in COLUMNS])
     return rows
 
@@ -166,6 +261,7 @@ def _markdown(
     figures: dict[tuple[str, str], dict[str, Path]],
     counts: dict[str, int],
     study_dir: Path,
+    notes: Sequence[str] = (),
 ) -> str:
     errors = sum(n for s, n in counts.items() if s != "ok")
     lines = [
@@ -179,9 +275,10 @@ def _markdown(
         "",
         markdown_table(summary),
         "",
+        *(["## Findings", "", *[f"- {n}" for n in notes], ""] if notes else []),
         "## Definitions",
         "",
-        *[f"- {d}" for d in definitions()],
+        *[f"- {d}" for d in [*definitions(), *uncertainty_definitions(summary)]],
         "",
         "## Figures",
     ]
@@ -215,6 +312,7 @@ def _html(
     summary: pl.DataFrame,
     figures: dict[tuple[str, str], dict[str, Path]],
     counts: dict[str, int],
+    notes: Sequence[str] = (),
 ) -> str:
     esc = html.escape
     rows = table_rows(summary)
@@ -240,8 +338,13 @@ def _html(
         + ".</p>",
         "<h2>Summary</h2>",
         f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>",
+        *(
+            ["<h2>Findings</h2><ul>", *[f"<li>{esc(n)}</li>" for n in notes], "</ul>"]
+            if notes
+            else []
+        ),
         "<h2>Definitions</h2><ul>",
-        *[f"<li>{esc(d)}</li>" for d in definitions()],
+        *[f"<li>{esc(d)}</li>" for d in [*definitions(), *uncertainty_definitions(summary)]],
         "</ul><h2>Figures</h2>",
     ]
     for (machine, mix), stems in figures.items():
@@ -281,9 +384,23 @@ def render(study_dir: Path, *, breakdown_cores: int | None = None) -> str:
         raise ReportError(str(exc)) from None
     counts = _status_counts(points_dir)
     name = study_dir.name
-    _write_atomic(study_dir / "report.md", _markdown(name, summary, figures, counts, study_dir))
-    _write_atomic(study_dir / "report.html", _html(name, summary, figures, counts))
-    return text_table(summary)
+    notes = findings(summary, read_sensitivity(study_dir))
+    _write_atomic(
+        study_dir / "report.md", _markdown(name, summary, figures, counts, study_dir, notes)
+    )
+    _write_atomic(study_dir / "report.html", _html(name, summary, figures, counts, notes))
+    return text_table(summary) + "".join(f"\n{n}" for n in notes)
+
+
+def read_sensitivity(study_dir: Path) -> pl.DataFrame | None:
+    """``sensitivity.parquet`` of the study (``python -m sweep.sensitivity``), if one exists."""
+    path = Path(study_dir) / "sensitivity.parquet"
+    if not path.is_file():
+        return None
+    try:
+        return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError):
+        return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

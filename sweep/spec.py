@@ -174,6 +174,77 @@ class StoreSpec:
     flush_s: float = 30.0
 
 
+@dataclass(frozen=True, slots=True)
+class UncertaintySpec:
+    """``uncertainty.*``: draw ``samples`` parameter vectors inside the ranges of the parameter
+    list ``conf/fit/<params>.yaml``, simulate every grid point at each (:mod:`sweep.uncertainty`).
+
+    ``ranges`` holds the list's :class:`sweep.ranges.ParamRange` entries, validated against the
+    presets; it is empty (and the list is not read) when ``samples`` is 0.
+    """
+
+    samples: int = 0
+    params: str = "calibration"
+    ranges: tuple[Any, ...] = ()
+
+
+def load_param_list(
+    key: str,
+    name: Any,
+    load_group: Any,
+    available: Mapping[str, Sequence[str]],
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> tuple[Any, ...]:
+    """The validated ranges of the parameter list ``conf/fit/<name>.yaml`` (:mod:`sweep.ranges`).
+
+    A range may name any preset on the search path (one list serves many studies); the study's
+    own presets (``params``, ``set.`` overrides applied) are checked at their study values.
+    Raises :class:`StudyError` prefixed with ``key`` (the config key naming the list).
+    """
+    from sweep.ranges import load_ranges  # sweep.ranges imports this module
+
+    lists = list(available.get("fit", ()))
+    if not isinstance(name, str) or name not in lists:
+        raise StudyError(
+            f"{key}: unknown parameter list {name!r}; lists in conf/fit/: "
+            + (", ".join(lists) or "none")
+        )
+    try:
+        fit = load_group("fit", name)
+        presets = {
+            group: {
+                preset: params[group][preset]
+                if preset in params[group]
+                else load_group(group, preset)
+                for preset in available[group]
+            }
+            for group in GROUPS
+        }
+        return load_ranges(fit.get("parameters"), presets)
+    except StudyError as exc:
+        raise StudyError(f"{key}={name} (fit/{name}.yaml): {exc}") from None
+
+
+def _uncertainty(
+    config: Mapping[str, Any],
+    load_group: Any,
+    available: Mapping[str, Sequence[str]],
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> UncertaintySpec:
+    cfg = config.get("uncertainty") or {}
+    unknown = sorted(set(cfg) - {"samples", "params"})
+    if unknown:
+        raise StudyError(f"uncertainty.{unknown[0]}: unknown key; keys: params, samples")
+    samples = cfg.get("samples", 0)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 0:
+        raise StudyError(f"uncertainty.samples: {samples!r} is not an integer >= 0")
+    name = cfg.get("params", "calibration")
+    if samples == 0:
+        return UncertaintySpec(samples=0, params=str(name))
+    ranges = load_param_list("uncertainty.params", name, load_group, available, params)
+    return UncertaintySpec(samples=samples, params=str(name), ranges=ranges)
+
+
 @dataclass(frozen=True)
 class StudySpec:
     """A validated study: names, grid, resolved group parameters and run options.
@@ -196,6 +267,7 @@ class StudySpec:
     """Take points already computed under ``out`` from its point cache (:mod:`sweep.cache`)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The resolved config as plain containers, recorded in ``study.yaml``."""
+    uncertainty: UncertaintySpec = field(default_factory=UncertaintySpec)
 
     @property
     def study_dir(self) -> Path:
@@ -251,6 +323,7 @@ class StudySpec:
                 params[group][item] = apply_overrides(
                     group, base, overrides.get(group) or {}, f"{group}."
                 )
+        uncertainty = _uncertainty(config, load_group, available, params)
         ray = parse_ray(config.get("ray"))
         store_cfg = config.get("store") or {}
         store = StoreSpec(
@@ -277,6 +350,7 @@ class StudySpec:
             report=report,
             cache=cache,
             config=dict(config),
+            uncertainty=uncertainty,
         )
 
 

@@ -52,7 +52,11 @@ KEY_FIELDS: tuple[pa.Field, ...] = (
     pa.field("variant", pa.string(), nullable=False),
     pa.field("cores", pa.int64(), nullable=False),
     pa.field("seed", pa.int64(), nullable=False),
+    pa.field("draw", pa.int64()),
 )
+"""``draw``: the index of the parameter draw a point was simulated at (``uncertainty.samples``,
+:mod:`sweep.uncertainty`; a sensitivity sample, :mod:`sweep.sensitivity`); null for a point at
+the presets' own values. Files written before the column existed read it as null."""
 PROVENANCE_FIELDS: tuple[pa.Field, ...] = (
     pa.field("status", pa.string(), nullable=False),
     pa.field("error", pa.string()),
@@ -98,6 +102,7 @@ def rows_table(
         "variant": [p.variant for p in points],
         "cores": [p.cores for p in points],
         "seed": [p.seed for p in points],
+        "draw": [p.draw for p in points],
     }
     for name in METRIC_NAMES:
         columns[name] = [None if m is None else m[name] for m in metrics]
@@ -184,6 +189,13 @@ def scan_points(
     hive_keys = [k for k in PARTITION_COLUMNS if k in _hive_values(files[0], points_dir)]
     lf = pl.scan_parquet(
         files,
+        # The declared schema, so a column added since a file was written (draw) reads as null
+        # in that file whichever file comes first.
+        schema={
+            name: dtype
+            for name, dtype in pl.from_arrow(POINT_SCHEMA.empty_table()).schema.items()  # type: ignore[union-attr]
+            if name not in hive_keys
+        },
         hive_partitioning=bool(hive_keys),
         hive_schema={k: pl.String for k in hive_keys} or None,
         missing_columns="insert",
@@ -314,18 +326,20 @@ class ResultSet:
         for path in self.part_files():
             try:
                 table = pq.read_table(
-                    path, columns=["point_id", "status", "variant", "cores", "seed"]
+                    path,
+                    columns=["point_id", "status", "variant", "cores", "seed", "draw"],
+                    schema=FILE_SCHEMA,  # a file older than the draw column reads it as null
                 )
             except (pa.ArrowException, OSError) as exc:
                 quarantined.append(self._quarantine(path, exc))
                 continue
             machine, mix = _partition_values(path)
             keep_mask = []
-            for pid, status, variant, cores, seed in zip(
+            for pid, status, variant, cores, seed, draw in zip(
                 *(table.column(c).to_pylist() for c in table.column_names), strict=True
             ):
                 if keyed_by_grid:
-                    want = planned.get((machine, mix, variant, cores, seed))
+                    want = planned.get((machine, mix, variant, cores, seed, draw))
                     keep = pid not in kept and (want is None or (want == pid and status == "ok"))
                     counts = want is not None
                 else:

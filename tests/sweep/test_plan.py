@@ -94,7 +94,9 @@ def test_plan_is_the_cartesian_product_with_unique_ids() -> None:
     points = plan(spec)
     assert len(points) == 2 * 2 * 2 * 3 * 2 == spec.grid.size
     assert {p.key for p in points} == set(
-        itertools.product(["m1", "m2"], ["small", "big"], ["base", "fast"], [1, 2, 4], [0, 1])
+        itertools.product(
+            ["m1", "m2"], ["small", "big"], ["base", "fast"], [1, 2, 4], [0, 1], [None]
+        )
     )
     assert len({p.point_id for p in points}) == len(points)
 
@@ -146,10 +148,10 @@ def test_root_seed_changes_every_id_and_stream() -> None:
 def test_variants_and_machines_share_the_workload_stream_seeds_do_not() -> None:
     points = plan(make_spec())
     by_key = {p.key: p for p in points}
-    a = by_key[("m1", "small", "base", 4, 0)]
-    b = by_key[("m2", "small", "fast", 4, 0)]
-    c = by_key[("m1", "small", "base", 4, 1)]
-    d = by_key[("m1", "small", "base", 2, 0)]
+    a = by_key[("m1", "small", "base", 4, 0, None)]
+    b = by_key[("m2", "small", "fast", 4, 0, None)]
+    c = by_key[("m1", "small", "base", 4, 1, None)]
+    d = by_key[("m1", "small", "base", 2, 0, None)]
     assert a.entropy == b.entropy  # common random numbers across variants and machines
     assert a.rng().random(4).tolist() == b.rng().random(4).tolist()
     assert len({a.entropy, c.entropy, d.entropy}) == 3

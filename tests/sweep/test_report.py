@@ -353,3 +353,56 @@ def test_real_tiny_study_produces_figures_and_report(tmp_path):
     table = again.stdout.rsplit("\nwrote ", 1)[0]
     assert table.count("\n") >= 3 and table in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == before
+
+
+def _summary(knees: dict[tuple[str, str, str], int | None], max_cores: int = 128) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "machine": [k[0] for k in knees],
+            "mix": [k[1] for k in knees],
+            "variant": [k[2] for k in knees],
+            "knee_cores": list(knees.values()),
+            "max_cores": [max_cores] * len(knees),
+            "gain_vs_baseline": [1.0 if k[2] == "baseline" else 0.5 for k in knees],
+        },
+        schema_overrides={"knee_cores": pl.Int64},
+    )
+
+
+def test_findings_name_the_variant_moving_the_knee_most_and_the_most_sensitive_constant() -> None:
+    from sweep.report import findings
+
+    summary = _summary(
+        {
+            ("m", "build", "baseline"): 16,
+            ("m", "build", "uvm_purge"): 32,  # +16
+            ("m", "build", "pmap_purge"): 4,  # -12
+            ("m", "build", "combined"): 16,  # no move
+            ("m", "loop", "baseline"): 16,
+            ("m", "loop", "uvm_purge"): 8,
+            ("m", "loop", "rip_reaper"): None,  # beyond the grid: moves most
+        }
+    )
+    sensitivity = pl.DataFrame(
+        {
+            "machine": ["m"] * 3,
+            "mix": ["build"] * 3,
+            "variant": ["baseline", "baseline", "uvm_purge"],
+            "cores": [None, None, None],
+            "metric": ["knee"] * 3,
+            "parameter": ["mix.build.klock_frac", "machine.m.reapers", "mix.build.io_ops"],
+            "mu_star": [3.0, 5.5, 1.0],
+            "sigma": [0.1, 0.2, 0.3],
+        },
+        schema_overrides={"cores": pl.Int64},
+    )
+    assert findings(summary, sensitivity) == [
+        "build on m: uvm_purge moves the knee most, from 16 cores to 32 cores: 16 cores later "
+        "than baseline, at 0.5x baseline's throughput at 128 cores; the knee is most sensitive "
+        "to machine.m.reapers (Morris mu* 5.5 cores, baseline).",
+        "loop on m: rip_reaper moves the knee most, from 16 cores to beyond the grid (> 128 "
+        "cores): more than 112 cores later than baseline, at 0.5x baseline's throughput at 128 "
+        "cores.",
+    ]
+    same = _summary({("m", "x", "baseline"): 8, ("m", "x", "uvm_purge"): 8})
+    assert findings(same) == ["x on m: no variant moves the knee from baseline's 8 cores."]

@@ -62,7 +62,7 @@ def test_schema_is_keys_then_every_metric_then_provenance() -> None:
     types = {float: pa.float64(), int: pa.int64(), bool: pa.bool_()}
     metric_names = [name for name, _ in METRIC_FIELDS]
     assert POINT_SCHEMA.names == [
-        *("point_id", "study", "machine", "mix", "variant", "cores", "seed"),
+        *("point_id", "study", "machine", "mix", "variant", "cores", "seed", "draw"),
         *metric_names,
         *("status", "error", "model_version", "config_hash", "created_at"),
     ]
