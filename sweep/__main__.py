@@ -119,8 +119,11 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
     result_set.check_writable()
     result_set.check_compatible(spec.force)
     # Ray is imported only once the input is known good: bad input fails fast.
-    from sweep.execute import Shared, connect, exitcore_point, run
+    from sweep.execute import Shared, connect, exitcore_point, joins_cluster, run
 
+    if joins_cluster(spec.ray.address):
+        # A cluster that does not answer is bad input too: join it before anything is written.
+        connect(spec.ray.address, spec.ray.num_cpus, spec.ray.connect_timeout_s)
     chash = config_hash(spec)
     # Validation is over: from here on the study directory is created and written.
     prepared = result_set.prepare(points, spec.force)
@@ -133,7 +136,7 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
     )
     failed = 0
     if prepared.todo:
-        connect(spec.ray.address, spec.ray.num_cpus)
+        connect(spec.ray.address, spec.ray.num_cpus, spec.ray.connect_timeout_s)
         progress = Progress(len(prepared.todo), spec.progress, stream=log)
         last_flush = [time.monotonic()]
 

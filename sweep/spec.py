@@ -156,6 +156,8 @@ class RaySpec:
     task_target_s: float = 0.5
     max_tasks_in_flight: int | None = None
     chunk_points: int | None = None
+    connect_timeout_s: float = 15.0
+    """How long the cluster at ``address`` (or ``RAY_ADDRESS``) has to answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +258,9 @@ class StudySpec:
                 "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
             ),
             chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
+            connect_timeout_s=_positive_float(
+                "ray.connect_timeout_s", ray_cfg.get("connect_timeout_s", 15.0)
+            ),
         )
         store_cfg = config.get("store") or {}
         store = StoreSpec(

@@ -1,4 +1,4 @@
-"""A study on a real two-node Ray cluster, and the cluster version check.
+"""A study on a real two-node Ray cluster, the cluster version check and the reachability probe.
 
 The cluster (``ray.cluster_utils.Cluster``: a head and a worker node, one CPU each, separate
 raylets and object stores) is started once for the module; studies run against it in
@@ -7,6 +7,11 @@ raylets and object stores) is started once for the module; studies run against i
 
 from __future__ import annotations
 
+import http.server
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,15 +22,21 @@ import pytest
 import ray
 from ray._private.utils import check_version_info
 
-from sweep.cluster import NodeVersions, check_versions, driver_versions, mismatch_line
+from sweep.cluster import NodeVersions, check_versions, driver_versions, mismatch_line, probe
 from sweep.errors import StudyError
 from sweep.store import read_points
 
 try:
-    from ray_cluster import ClusterHandle, cluster, sweep_popen, task_workers
+    from ray_cluster import ClusterHandle, cluster, sweep_env, sweep_popen, task_workers
     from test_cli import comparable, grid_args, reference
 except ImportError:  # run as a package (python -m pytest from elsewhere)
-    from tests.sweep.ray_cluster import ClusterHandle, cluster, sweep_popen, task_workers
+    from tests.sweep.ray_cluster import (
+        ClusterHandle,
+        cluster,
+        sweep_env,
+        sweep_popen,
+        task_workers,
+    )
     from tests.sweep.test_cli import comparable, grid_args, reference
 
 # Four points of about a second each (kernel_build is the model's heaviest mix): long enough to
@@ -155,3 +166,130 @@ def test_rays_own_mismatch_error_becomes_one_line() -> None:
     assert "\n" not in line
     assert line.startswith("ray.address: head:6379 runs Ray 2.9.3 with Python 3.10.12, ")
     assert f"this driver Ray {ray.__version__} with Python " in line
+
+
+# ---- an address where no Ray cluster answers: one line, exit 2, nothing written, bounded ----
+
+SHORT_TIMEOUT_S = 3
+TINY_GRID = [
+    "grid.machine=[arm64_m2]",
+    "grid.mix=[fork_exit]",
+    "grid.variant=[baseline]",
+    "grid.cores=[1]",
+]
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (the kernel's pick, released at once)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def failed_study(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run ``python -m sweep`` that must fail fast and write nothing; its one error line."""
+    out = tmp_path / "results"
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "sweep", *TINY_GRID, f"out={out}", "report=false", *args],
+        cwd=tmp_path,
+        env={**sweep_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    elapsed = time.monotonic() - start
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert elapsed < SHORT_TIMEOUT_S + 22, f"took {elapsed:.1f} s"
+    assert not out.exists(), sorted(str(p) for p in out.rglob("*"))
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith("sweep: error: "), done.stderr
+    return lines[-1]
+
+
+@pytest.mark.slow
+def test_an_address_nobody_listens_on_fails_within_the_timeout(tmp_path: Path) -> None:
+    port = unused_port()
+    line = failed_study(
+        tmp_path, f"ray.address=127.0.0.1:{port}", f"ray.connect_timeout_s={SHORT_TIMEOUT_S}"
+    )
+    assert line == (
+        f"sweep: error: ray.address: no Ray cluster answers at 127.0.0.1:{port} "
+        f"within {SHORT_TIMEOUT_S} s"
+    )
+
+
+@pytest.mark.slow
+def test_ray_address_in_the_environment_is_probed_too(tmp_path: Path) -> None:
+    port = unused_port()
+    line = failed_study(
+        tmp_path,
+        f"ray.connect_timeout_s={SHORT_TIMEOUT_S}",
+        env={"RAY_ADDRESS": f"127.0.0.1:{port}"},
+    )
+    assert line == (
+        f"sweep: error: RAY_ADDRESS: no Ray cluster answers at 127.0.0.1:{port} "
+        f"within {SHORT_TIMEOUT_S} s"
+    )
+
+
+@pytest.mark.slow
+def test_a_port_that_accepts_but_never_answers_fails_within_the_timeout(tmp_path: Path) -> None:
+    # The kernel completes the handshake from the listen backlog; nobody ever reads or replies.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        address = f"127.0.0.1:{silent.getsockname()[1]}"
+        line = failed_study(
+            tmp_path, f"ray.address={address}", f"ray.connect_timeout_s={SHORT_TIMEOUT_S}"
+        )
+    assert line == (
+        f"sweep: error: ray.address: no Ray cluster answers at {address} within {SHORT_TIMEOUT_S} s"
+    )
+
+
+class _Dashboardish(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:  # noqa: N802 (the name http.server dispatches to)
+        body = b'{"result": true, "msg": "dashboard"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of an HTTP server answering every GET, as a Ray dashboard does."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Dashboardish)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["http://{}", "{}", "http://{}/"])
+def test_a_dashboard_address_is_refused(tmp_path: Path, http_server: str, form: str) -> None:
+    address = form.format(http_server)
+    line = failed_study(tmp_path, f"ray.address={address}")
+    assert line.startswith(
+        f"sweep: error: ray.address: {address} answers HTTP, so it is a Ray dashboard, "
+        "not a cluster's GCS address"
+    ), line
+    assert f"`ray job submit --address http://{http_server}" in line
+
+
+def test_the_sessions_gcs_passes_the_probe(ray_local: Any) -> None:
+    # The health check must accept a real GCS, or every cluster run would be refused.
+    start = time.monotonic()
+    probe(ray_local.get_runtime_context().gcs_address, 5)
+    assert time.monotonic() - start < 5
