@@ -59,8 +59,9 @@ GRID = {
     "cores": [1, 8],
     "seed": [0],
 }
-# Long enough to cancel in the middle (kernel_build points take about a second each), one row
-# per task and one Parquet file per row so that a cancelled job has left some behind.
+# Long enough to cancel in the middle: kernel_build points take about a second each and run one
+# at a time (one task in flight), one row per task and one Parquet file per row, so that the
+# job is cancelled with most points still to compute and some already stored.
 CANCEL_GRID = {
     "machine": ["arm64_m2"],
     "mix": ["kernel_build"],
@@ -68,7 +69,7 @@ CANCEL_GRID = {
     "cores": [1, 2, 4, 8],
     "seed": [0],
 }
-CANCEL_ARGS = ["ray.chunk_points=1", "store.flush_points=1"]
+CANCEL_ARGS = ["ray.chunk_points=1", "ray.max_tasks_in_flight=1", "store.flush_points=1"]
 
 
 def free_port() -> int:
@@ -274,15 +275,18 @@ def wait_job(slurm: SlurmCluster, workdir: Path, job_id: str, until: object = No
     raylets: set[int] = set()
     deadline = time.monotonic() + JOB_TIMEOUT_S
     state = job_state(slurm, job_id)
+    scanned = 0.0
     while state in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
-        for proc in slurm.job_processes():
-            try:
-                if proc.name() == "raylet":
-                    raylets.add(proc.pid)
-            except psutil.Error:
-                continue
         if until is not None and until():  # type: ignore[operator]
             break
+        if time.monotonic() - scanned > 1.0:  # a scan of every process takes a while
+            scanned = time.monotonic()
+            for proc in slurm.job_processes():
+                try:
+                    if proc.name() == "raylet":
+                        raylets.add(proc.pid)
+                except psutil.Error:
+                    continue
         assert time.monotonic() < deadline, f"job {job_id} still {state} after {JOB_TIMEOUT_S} s"
         time.sleep(0.2)
         state = job_state(slurm, job_id)
