@@ -160,22 +160,34 @@ def _speaks_http(sock: socket.socket, host: str, deadline: float) -> bool:
         return False
 
 
-def _gcs_serving(target: str, timeout_s: float) -> bool:
-    """The GCS's standard gRPC health check (``grpc.health.v1.Health/Check``) says SERVING.
+def _gcs_state(target: str, timeout_s: float) -> str:
+    """``serving``, ``token`` (a GCS that wants an auth token) or ``silent`` (no GCS answers).
 
-    The request is an empty message and SERVING is field 1 = 1 (bytes ``08 01``); hand-encoded
+    The GCS's standard gRPC health check (``grpc.health.v1.Health/Check``: an empty request,
+    SERVING is field 1 = 1, bytes ``08 01``) needs no token; ``GetClusterId``, the first call
+    ``ray.init`` makes, does on a cluster with token authentication. Messages are hand-encoded
     so that no protobuf stubs are needed (grpcio ships without the health service's).
     """
+    deadline = time.monotonic() + timeout_s
     with grpc.insecure_channel(target) as channel:
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=lambda message: message,
-            response_deserializer=lambda message: message,
-        )
-        try:
-            return bool(check(b"", timeout=max(0.1, timeout_s)) == b"\x08\x01")
-        except grpc.RpcError:
-            return False
+
+        def call(method: str) -> grpc.RpcError | bytes:
+            stub = channel.unary_unary(
+                method,
+                request_serializer=lambda message: message,
+                response_deserializer=lambda message: message,
+            )
+            try:
+                return bytes(stub(b"", timeout=max(0.1, deadline - time.monotonic())))
+            except grpc.RpcError as exc:
+                return exc
+
+        if call("/grpc.health.v1.Health/Check") != b"\x08\x01":
+            return "silent"
+        answer = call("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        if isinstance(answer, grpc.Call) and answer.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return "token"
+        return "serving"
 
 
 def probe(address: str | None, timeout_s: float, key: str = "ray.address") -> None:
@@ -186,6 +198,7 @@ def probe(address: str | None, timeout_s: float, key: str = "ray.address") -> No
     names the setting in the message. A connection that is refused is retried until the
     deadline (a head may still be starting). A dashboard URL (``http://host:8265``, or a
     ``host:port`` answering HTTP) is rejected: given one, Ray silently starts a local instance.
+    So is a cluster that requires an auth token when this process has none configured.
     ``ray://`` (Ray Client) addresses are only checked for a TCP answer.
     """
     if address in (None, "auto") and os.environ.get("RAY_ADDRESS"):
@@ -224,8 +237,16 @@ def probe(address: str | None, timeout_s: float, key: str = "ray.address") -> No
             raise StudyError(_dashboard_message(key, address))
     if scheme == "ray":
         return
-    if not _gcs_serving(rest, deadline - time.monotonic()):
+    state = _gcs_state(rest, deadline - time.monotonic())
+    if state == "silent":
         raise StudyError(_silent_message(key, rest, timeout_s))
+    if state == "token" and os.environ.get("RAY_AUTH_MODE") != "token":
+        # ray.init would retry the refused calls for about 20 s, printing a warning a second.
+        raise StudyError(
+            f"{key}: the Ray cluster at {rest} requires token authentication (as clusters "
+            "started with `ray start` do since Ray 2.59): set RAY_AUTH_MODE=token and give the "
+            "driver the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token)"
+        )
 
 
 def _silent_message(key: str, address: str, timeout_s: float) -> str:

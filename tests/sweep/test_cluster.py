@@ -8,15 +8,20 @@ raylets and object stores) is started once for the module; studies run against i
 from __future__ import annotations
 
 import http.server
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
+import psutil
 import pyarrow as pa
 import pytest
 import ray
@@ -193,7 +198,7 @@ def failed_study(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
     done = subprocess.run(
         [sys.executable, "-m", "sweep", *TINY_GRID, f"out={out}", "report=false", *args],
         cwd=tmp_path,
-        env={**sweep_env(), **(env or {})},
+        env=sweep_env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -226,7 +231,7 @@ def test_ray_address_in_the_environment_is_probed_too(tmp_path: Path) -> None:
     line = failed_study(
         tmp_path,
         f"ray.connect_timeout_s={SHORT_TIMEOUT_S}",
-        env={"RAY_ADDRESS": f"127.0.0.1:{port}"},
+        env={**sweep_env(), "RAY_ADDRESS": f"127.0.0.1:{port}"},
     )
     assert line == (
         f"sweep: error: RAY_ADDRESS: no Ray cluster answers at 127.0.0.1:{port} "
@@ -293,3 +298,74 @@ def test_the_sessions_gcs_passes_the_probe(ray_local: Any) -> None:
     start = time.monotonic()
     probe(ray_local.get_runtime_context().gcs_address, 5)
     assert time.monotonic() - start < 5
+
+
+def gcs_health(target: str) -> bytes | None:
+    """The reply of the standard gRPC health check, written here independently of sweep."""
+    with grpc.insecure_channel(target) as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=lambda message: message,
+            response_deserializer=lambda message: message,
+        )
+        try:
+            return bytes(check(b"", timeout=2))
+        except grpc.RpcError:
+            return None
+
+
+@pytest.fixture
+def token_head(tmp_path: Path) -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a ``ray start --head`` with token authentication, own temp dir.
+
+    Stopped by the pid of its ``ray start --block`` (SIGTERM stops the node's processes);
+    any of its processes still running after that are killed by pid.
+    """
+    temp = tempfile.mkdtemp(prefix="rayt-", dir="/tmp")  # short: socket paths are <108 bytes
+    port = unused_port()
+    env = {**sweep_env(), "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
+    head = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block"),
+            *(f"--port={port}", "--num-cpus=0", "--include-dashboard=false"),
+            *(f"--temp-dir={temp}", "--disable-usage-stats"),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and head.poll() is None:
+            if gcs_health(f"127.0.0.1:{port}") == b"\x08\x01":  # SERVING
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError("ray start --head did not answer within 90 s")
+        yield f"127.0.0.1:{port}"
+    finally:
+        children = psutil.Process(head.pid).children(recursive=True) if head.poll() is None else []
+        head.terminate()
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            head.kill()
+            head.wait()
+        _, left = psutil.wait_procs(children, timeout=10)
+        for proc in left:
+            proc.kill()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_cluster_wanting_a_token_the_driver_lacks_is_one_line(
+    tmp_path: Path, token_head: str
+) -> None:
+    env = {k: v for k, v in sweep_env().items() if not k.startswith("RAY_AUTH")}
+    line = failed_study(tmp_path, f"ray.address={token_head}", env=env)
+    assert line == (
+        f"sweep: error: ray.address: the Ray cluster at {token_head} requires token "
+        "authentication (as clusters started with `ray start` do since Ray 2.59): set "
+        "RAY_AUTH_MODE=token and give the driver the cluster's token (RAY_AUTH_TOKEN, or "
+        "~/.ray/auth_token)"
+    )
