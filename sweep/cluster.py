@@ -254,11 +254,12 @@ def _silent_message(key: str, address: str, timeout_s: float) -> str:
 
 
 def _dashboard_message(key: str, address: str) -> str:
+    url = address if address.startswith(("http://", "https://")) else f"http://{address}"
     return (
         f"{key}: {address} answers HTTP, so it is a Ray dashboard, not a cluster's GCS "
         "address (Ray would silently run locally instead); give the head's GCS address "
         "(host:6379, the port of `ray start --head --port`), or run the study on the cluster "
-        f"with `ray job submit --address http://{address.split('://')[-1]} -- python -m sweep ...`"
+        f"with `ray job submit --address {url} -- python -m sweep ...`"
     )
 
 
