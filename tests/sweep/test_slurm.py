@@ -150,7 +150,7 @@ def slurm() -> Iterator[SlurmCluster]:
         pytest.skip(reason)
     root = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))  # short: socket paths
     root.chmod(0o711)  # munged wants its socket's directory searchable by clients
-    for sub in ("state", "spool", "log"):
+    for sub in ("state", "spool", "log", "ray"):
         (root / sub).mkdir()
     key = root / "munge.key"
     key.write_bytes(os.urandom(1024))
@@ -251,6 +251,8 @@ def submit(slurm: SlurmCluster, workdir: Path, out: Path, *args: str) -> str:
         "EXITSWEEP_OUT": str(out),
         "PYTHONPATH": os.pathsep.join([str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]),
         "RAY_PORT": str(free_port()),  # the default 6379 may be taken on a shared machine
+        # The nodes' Ray temp dirs (kept by the script after a cancelled job) go with the cluster.
+        "RAY_TMPDIR": str(slurm.root / "ray"),
     }
     done = subprocess.run(
         ["sbatch", "--parsable", "--nodes=2", "--export=ALL", str(SCRIPT), *args],
