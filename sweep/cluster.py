@@ -13,17 +13,24 @@ compute different floats. :func:`join` therefore
    when it joins, but not the Python a node's workers actually run;
 3. :func:`check_versions` compares the reports with the driver and either returns a one-line
    summary or raises a one-line error naming the nodes that differ.
+
+Before any of that, :func:`probe` checks within a bounded time that a Ray GCS answers at the
+address at all: ``ray.init`` itself retries an unreachable address for minutes, and runs a
+local Ray instead when handed a dashboard URL.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -132,6 +139,130 @@ def node_versions(timeout_s: float = PROBE_TIMEOUT_S) -> list[NodeVersions]:
     return sorted(reports, key=lambda r: r.node)
 
 
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def _speaks_http(sock: socket.socket, host: str, deadline: float) -> bool:
+    """Whether the server on ``sock`` answers an HTTP/1 request (a dashboard does, a GCS does not).
+
+    A gRPC server such as the GCS answers any first bytes with an HTTP/2 SETTINGS frame or
+    closes the connection; only an HTTP/1 server starts its reply with ``HTTP/``.
+    """
+    try:
+        sock.settimeout(max(0.1, min(2.0, deadline - time.monotonic())))
+        sock.sendall(f"GET / HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        return sock.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
+def _gcs_state(target: str, timeout_s: float) -> str:
+    """``serving``, ``token`` (a GCS that wants an auth token) or ``silent`` (no GCS answers).
+
+    The GCS's standard gRPC health check (``grpc.health.v1.Health/Check``: an empty request,
+    SERVING is field 1 = 1, bytes ``08 01``) needs no token; ``GetClusterId``, the first call
+    ``ray.init`` makes, does on a cluster with token authentication. Messages are hand-encoded
+    so that no protobuf stubs are needed (grpcio ships without the health service's).
+    """
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+
+        def call(method: str) -> grpc.RpcError | bytes:
+            stub = channel.unary_unary(
+                method,
+                request_serializer=lambda message: message,
+                response_deserializer=lambda message: message,
+            )
+            try:
+                return bytes(stub(b"", timeout=max(0.1, deadline - time.monotonic())))
+            except grpc.RpcError as exc:
+                return exc
+
+        if call("/grpc.health.v1.Health/Check") != b"\x08\x01":
+            return "silent"
+        answer = call("/ray.rpc.NodeInfoGcsService/GetClusterId")
+        if isinstance(answer, grpc.Call) and answer.code() == grpc.StatusCode.UNAUTHENTICATED:
+            return "token"
+        return "serving"
+
+
+def probe(address: str | None, timeout_s: float, key: str = "ray.address") -> None:
+    """Fail with one line unless a Ray GCS answers at ``address`` within ``timeout_s`` seconds.
+
+    ``address`` is what ``ray.init`` would be given: ``host:port``, ``auto`` (``RAY_ADDRESS``,
+    else the cluster ``ray start`` recorded on this machine) or None (``RAY_ADDRESS``); ``key``
+    names the setting in the message. A connection that is refused is retried until the
+    deadline (a head may still be starting). A dashboard URL (``http://host:8265``, or a
+    ``host:port`` answering HTTP) is rejected: given one, Ray silently starts a local instance.
+    So is a cluster that requires an auth token when this process has none configured.
+    ``ray://`` (Ray Client) addresses are only checked for a TCP answer.
+    """
+    if address in (None, "auto") and os.environ.get("RAY_ADDRESS"):
+        address, key = os.environ["RAY_ADDRESS"], "RAY_ADDRESS"
+    if address is None or address == "local":
+        return
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address  # Ray's own lookup
+
+        try:
+            address = canonicalize_bootstrap_address("auto")
+        except (ConnectionError, ValueError) as exc:
+            raise StudyError(f"{key}: auto: {' '.join(str(exc).split())}") from None
+        if address is None:
+            return
+    scheme, _, rest = address.partition("://") if "://" in address else ("", "", address)
+    if scheme in ("http", "https"):
+        raise StudyError(_dashboard_message(key, address))
+    parsed = _host_port(rest.rstrip("/"))
+    if parsed is None:
+        return  # not host:port: ray.init gives its own one-line error
+    host, port = parsed
+    deadline = time.monotonic() + timeout_s
+    sock: socket.socket | None = None
+    while sock is None:
+        try:
+            sock = socket.create_connection(
+                (host, port), timeout=max(0.1, deadline - time.monotonic())
+            )
+        except OSError:
+            if time.monotonic() + 0.5 >= deadline:
+                raise StudyError(_silent_message(key, rest, timeout_s)) from None
+            time.sleep(0.5)
+    with sock:
+        if _speaks_http(sock, host, deadline):
+            raise StudyError(_dashboard_message(key, address))
+    if scheme == "ray":
+        return
+    state = _gcs_state(rest, deadline - time.monotonic())
+    if state == "silent":
+        raise StudyError(_silent_message(key, rest, timeout_s))
+    if state == "token" and os.environ.get("RAY_AUTH_MODE") != "token":
+        # ray.init would retry the refused calls for about 20 s, printing a warning a second.
+        raise StudyError(
+            f"{key}: the Ray cluster at {rest} requires token authentication (as clusters "
+            "started with `ray start` do since Ray 2.59): set RAY_AUTH_MODE=token and give the "
+            "driver the cluster's token (RAY_AUTH_TOKEN, or ~/.ray/auth_token)"
+        )
+
+
+def _silent_message(key: str, address: str, timeout_s: float) -> str:
+    return f"{key}: no Ray cluster answers at {address} within {timeout_s:g} s"
+
+
+def _dashboard_message(key: str, address: str) -> str:
+    url = address if address.startswith(("http://", "https://")) else f"http://{address}"
+    return (
+        f"{key}: {address} answers HTTP, so it is a Ray dashboard, not a cluster's GCS "
+        "address (Ray would silently run locally instead); give the head's GCS address "
+        "(host:6379, the port of `ray start --head --port`), or run the study on the cluster "
+        f"with `ray job submit --address {url} -- python -m sweep ...`"
+    )
+
+
 def join(address: str | None, **init_kwargs: Any) -> str:
     """``ray.init`` an existing cluster (``None``: ``RAY_ADDRESS``) and check its versions.
 
@@ -157,4 +288,5 @@ __all__ = [
     "join",
     "mismatch_line",
     "node_versions",
+    "probe",
 ]

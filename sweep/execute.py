@@ -46,13 +46,19 @@ def _compute_chunk_task(shared: Shared, chunk: list[Point]) -> tuple[pa.Table, f
     return compute_chunk(shared, chunk)
 
 
-def connect(address: str | None, num_cpus: int | None) -> None:
+def joins_cluster(address: str | None) -> bool:
+    """Whether :func:`connect` joins an existing cluster rather than starting a local Ray."""
+    return address is not None or bool(os.environ.get("RAY_ADDRESS"))
+
+
+def connect(address: str | None, num_cpus: int | None, connect_timeout_s: float = 15.0) -> None:
     """Start or join Ray once per process (a multirun reuses the first job's Ray).
 
     ``address`` None: join ``RAY_ADDRESS`` if the environment sets it (as Ray does), else start
     a fresh local Ray with ``num_cpus`` (None = every core) -- ``address="local"``, so a cluster
     someone started with ``ray start`` on this machine is never joined by accident.
-    ``auto`` or ``host:port``: join that cluster.
+    ``auto`` or ``host:port``: join that cluster, after :func:`sweep.cluster.probe` saw its GCS
+    answer within ``connect_timeout_s`` (``ray.init`` alone retries for minutes).
     """
     if ray.is_initialized():
         return
@@ -62,9 +68,10 @@ def connect(address: str | None, num_cpus: int | None) -> None:
         "include_dashboard": False,
     }
     try:
-        if address is not None or os.environ.get("RAY_ADDRESS"):
-            from sweep.cluster import join  # also checks the cluster's Ray and Python versions
+        if joins_cluster(address):
+            from sweep.cluster import join, probe  # join also checks Ray and Python versions
 
+            probe(address, connect_timeout_s)
             print(f"sweep: cluster {join(address, **quiet)}", file=sys.stderr)
         else:
             ray.init(address="local", num_cpus=num_cpus, **quiet)

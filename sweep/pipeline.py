@@ -112,6 +112,7 @@ def versions(chash: str) -> dict[str, str]:
 
 
 def _names_cluster(ray: RaySpec) -> bool:
+    """Whether the run joins an existing cluster (then always on Ray) rather than running locally."""
     return ray.address is not None or bool(os.environ.get("RAY_ADDRESS"))
 
 
@@ -185,7 +186,7 @@ def execute(
 def _connect(ray_spec: RaySpec) -> None:
     from sweep.execute import connect  # Ray is imported only when it is needed
 
-    connect(ray_spec.address, ray_spec.num_cpus)
+    connect(ray_spec.address, ray_spec.num_cpus, ray_spec.connect_timeout_s)
 
 
 def _compute(

@@ -164,6 +164,8 @@ class RaySpec:
     inprocess_s: float = 2.0
     """Local runs: compute in this process for up to this many seconds before starting Ray
     (estimate: a local Ray takes 3-7 s to start on a 2-core machine); 0 = always Ray."""
+    connect_timeout_s: float = 15.0
+    """How long the cluster at ``address`` (or ``RAY_ADDRESS``) has to answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +374,9 @@ def parse_ray(value: Any) -> RaySpec:
         ),
         chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
         inprocess_s=_non_negative_float("ray.inprocess_s", ray_cfg.get("inprocess_s", 2.0)),
+        connect_timeout_s=_positive_float(
+            "ray.connect_timeout_s", ray_cfg.get("connect_timeout_s", 15.0)
+        ),
     )
 
 
