@@ -112,7 +112,7 @@ def versions(chash: str) -> dict[str, str]:
 
 
 def _names_cluster(ray: RaySpec) -> bool:
-    """Whether the run joins an existing cluster (then always on Ray) rather than running locally."""
+    """Whether the run joins an existing cluster (always on Ray) rather than running locally."""
     return ray.address is not None or bool(os.environ.get("RAY_ADDRESS"))
 
 

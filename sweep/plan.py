@@ -8,9 +8,10 @@ A point's identity is everything that determines its result:
   stored; any changed parameter -> a new id, so exactly the affected points are recomputed.
 - The point's random stream is ``SeedSequence([root_seed, seed, *digest words])`` where the
   digest covers the mix's name and the core count only (not its parameter values). It never
-  depends on the order, the chunk or the worker, so rows are bit-identical however the study is run; and every
-  variant and machine at a given (mix, cores, seed) sees the same generated workload (common
-  random numbers), which makes variant-vs-baseline differences free of workload noise.
+  depends on the order, the chunk or the worker, so rows are bit-identical however the study
+  is run; and every variant and machine at a given (mix, cores, seed) sees the same generated
+  workload (common random numbers), which makes variant-vs-baseline differences free of
+  workload noise.
 """
 
 from __future__ import annotations
