@@ -131,8 +131,8 @@ def test_a_changed_mix_parameter_keeps_the_stream_a_renamed_mix_does_not() -> No
         GROUPS["mix"]["big"] = dict(changed, n_procs=50)
     for key, point in before.items():
         assert after[key].entropy == point.entropy  # common random numbers across values
-    small = before[("m1", "small", "base", 4, 0)]
-    big = before[("m1", "big", "base", 4, 0)]
+    small = before[("m1", "small", "base", 4, 0, None)]
+    big = before[("m1", "big", "base", 4, 0, None)]
     assert small.entropy != big.entropy
 
 

@@ -362,7 +362,10 @@ def test_a_cancelled_job_leaves_a_readable_set_that_a_resubmission_completes(
     second = submit(slurm, tmp_path, out, *args)
     resumed = wait_job(slurm, tmp_path, second)
     assert resumed.state == "COMPLETED", resumed.output
-    assert f"{total} points, {ok} already stored, {total - ok} to compute" in resumed.output
+    assert (
+        f"{total} points, {ok} already stored, 0 from the cache, {total - ok} to compute"
+        in resumed.output
+    )
     rows = read_points(out / "cancel")
     ids = rows.column("point_id").to_pylist()
     assert len(ids) == len(set(ids)) == total
