@@ -67,6 +67,18 @@ class RunOptions:
     flush_points: int = 5000
     flush_s: float = 30.0
 
+    @classmethod
+    def of_study(cls, spec: StudySpec) -> RunOptions:
+        """The run options a study's keys give."""
+        return cls(
+            ray=spec.ray,
+            progress=spec.progress,
+            cache=spec.cache,
+            force=spec.force,
+            flush_points=spec.store.flush_points,
+            flush_s=spec.store.flush_s,
+        )
+
 
 @dataclass(frozen=True)
 class PointSpec:
@@ -266,14 +278,7 @@ def run_study(spec: StudySpec, point_fn: PointFn | None = None) -> int:
         params = study_params(spec)
     chash = config_hash(spec)
     result_set = ResultSet(spec.study_dir, spec.store.flush_points)
-    options = RunOptions(
-        ray=spec.ray,
-        progress=spec.progress,
-        cache=spec.cache,
-        force=spec.force,
-        flush_points=spec.store.flush_points,
-        flush_s=spec.store.flush_s,
-    )
+    options = RunOptions.of_study(spec)
     outcome = execute(
         points,
         Shared(spec.name, chash, params, point_fn or exitcore_point),

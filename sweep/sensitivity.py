@@ -407,14 +407,7 @@ def run_sensitivity(spec: SensitivitySpec, point_fn: Any = None) -> int:
     values = sample(spec)
     specs = point_specs(spec, values)
     study = spec.study
-    options = RunOptions(
-        ray=study.ray,
-        progress=study.progress,
-        cache=study.cache,
-        force=study.force,
-        flush_points=study.store.flush_points,
-        flush_s=study.store.flush_s,
-    )
+    options = RunOptions.of_study(study)
     table = run_points(
         specs,
         spec.points_dir,

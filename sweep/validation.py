@@ -135,6 +135,20 @@ def _rows(m: Measurement, ms: MeasurementSet, samples: Samples) -> list[dict[str
         empty = dict.fromkeys(("model_mean", "model_ci95", "rel_error", "tolerance", "within"))
         return {**base, **empty, **model}
 
+    def compared(figure: str, published: float, tolerance: float, values: Any) -> dict[str, Any]:
+        mean, ci = _mean_ci(values)
+        rel = mean / published - 1
+        within = bool(abs(rel) <= tolerance) if not math.isnan(rel) else False
+        return record(
+            figure,
+            published,
+            model_mean=mean,
+            model_ci95=ci,
+            rel_error=rel,
+            tolerance=tolerance,
+            within=within,
+        )
+
     out = []
     own = samples.get(m.name) if m.modelled else None
     for figure, published in m.figures.items():
@@ -142,20 +156,7 @@ def _rows(m: Measurement, ms: MeasurementSet, samples: Samples) -> list[dict[str
         if own is None:
             out.append(record(figure, published, tolerance=tolerance))
             continue
-        mean, ci = _mean_ci(own[figure])
-        rel = mean / published - 1
-        within = bool(abs(rel) <= tolerance) if not math.isnan(rel) else False
-        out.append(
-            record(
-                figure,
-                published,
-                model_mean=mean,
-                model_ci95=ci,
-                rel_error=rel,
-                tolerance=tolerance,
-                within=within,
-            )
-        )
+        out.append(compared(figure, published, tolerance, own[figure]))
     if m.versus is not None:
         other = ms.by_name[m.versus]
         theirs = samples.get(other.name) if other.modelled else None
@@ -166,20 +167,7 @@ def _rows(m: Measurement, ms: MeasurementSet, samples: Samples) -> list[dict[str
             if own is None or theirs is None:
                 out.append(record(name, published, tolerance=tolerance))
                 continue
-            mean, ci = _mean_ci(own[figure] / theirs[figure])
-            rel = mean / published - 1
-            within = bool(abs(rel) <= tolerance) if not math.isnan(rel) else False
-            out.append(
-                record(
-                    name,
-                    published,
-                    model_mean=mean,
-                    model_ci95=ci,
-                    rel_error=rel,
-                    tolerance=tolerance,
-                    within=within,
-                )
-            )
+            out.append(compared(name, published, tolerance, own[figure] / theirs[figure]))
     for figure, (lo, hi) in m.bounds.items():
         if own is None:
             out.append(record(figure, hi if math.isfinite(hi) else lo))
