@@ -1,6 +1,6 @@
 """Machine profiles: how many CPUs, how SMT siblings share a core, how many reapers.
 
-A profile is data (``BUILTIN_MACHINES`` mirrors ``conf/machine/*.yaml``). Besides the counts it
+A profile is data (a preset: ``exitcore/presets/machine/*.yaml``). Besides the counts it
 carries the few estimate-grade constants that make one machine differ from the reference machine
 the mixes are written for (the Apple M2 of calibration targets 4 and 5):
 
@@ -28,76 +28,12 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from exitcore.arch import ARCHS, ArchProfile
-
-BUILTIN_MACHINES: Final[dict[str, dict[str, Any]]] = {
-    "arm64_m2": {
-        "name": "arm64_m2",
-        "arch": "arm64",
-        "physical_cores": 8,  # (published) Apple M2: 4 performance + 4 efficiency cores
-        "hardware_threads": 8,  # (published) no SMT
-        "smt_gain": 0.0,
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 1.0,  # (derived) the reference machine of the mixes
-        "kernel_speed": 1.0,  # (derived) the reference machine of the mixes
-        # (estimate) the builds of targets 4 and 5 ran from the page cache: 7.79 of 8 cores
-        # busy leaves no room for waiting on storage
-        "io_op_s": 0.0,
-        "arch_overrides": {},
-    },
-    "amd64_ryzen8845": {
-        "name": "amd64_ryzen8845",
-        "arch": "amd64",
-        "physical_cores": 8,  # (published) Ryzen 7 8845HS: 8 cores / 16 threads
-        "hardware_threads": 16,  # (published)
-        "smt_gain": 0.25,  # (estimate) typical SMT uplift on compile workloads
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        # (estimate, fitted) calibration target 6 (user 544.57 s with the M2's kernel_build)
-        "cpu_speed": 0.63,
-        # (estimate) fitted to calibration target 6's sys: amd64 system calls cost relatively
-        # more than user code next to the M2 (mitigations, IPIs).
-        "kernel_speed": 0.592,
-        # (estimate, fitted) calibration target 6: 6.0 of 16 threads busy leaves each compiler
-        # ~0.65 s blocked (its 200 I/O operations, kernel_build's io_ops), where the M2 build
-        # kept 7.79 of 8 cores busy. ~3 ms per operation is slow for NVMe reads but fits
-        # synchronous FFS metadata writes (no softdep) on a cold tree; it also absorbs any other
-        # wait of that build the model does not simulate (make's dependency order). The most
-        # doubtful constant of the profile.
-        "io_op_s": 0.00328,
-        "arch_overrides": {},
-    },
-    "arm64_altra80": {
-        "name": "arm64_altra80",
-        "arch": "arm64",
-        "physical_cores": 80,  # (published) Ampere Altra Q80: 80 Neoverse N1 cores
-        "hardware_threads": 80,  # (published) no SMT
-        "smt_gain": 0.0,
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 0.6,  # (estimate) an N1 core at 3 GHz against an M2 core
-        "kernel_speed": 0.6,  # (estimate) as cpu_speed
-        "io_op_s": 0.0,  # (estimate) a server with ample RAM builds from the page cache
-        "arch_overrides": {},
-    },
-    "amd64_epyc192": {
-        "name": "amd64_epyc192",
-        "arch": "amd64",
-        "physical_cores": 96,  # (published) EPYC 9654: 96 cores / 192 threads
-        "hardware_threads": 192,  # (published)
-        "smt_gain": 0.25,  # (estimate) as amd64_ryzen8845
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 0.55,  # (estimate) Zen 4 at 3.7 GHz, scaled from amd64_ryzen8845
-        "kernel_speed": 0.5,  # (estimate) scaled from amd64_ryzen8845
-        "io_op_s": 0.0,  # (estimate) a server with ample RAM builds from the page cache
-        "arch_overrides": {},
-    },
-}
-"""Built-in machine profiles as plain dicts (the same content as ``conf/machine/*.yaml``)."""
-
 
 @dataclass(frozen=True, slots=True)
 class MachineProfile:
