@@ -9,8 +9,10 @@ count (DESIGN.md sections 2 and 9):
   segment if somebody is waiting (a scheduling point: the end of a time slice or a system call).
   That is how the reaper, a kernel thread charged to nobody, still needs a core.
 - **SMT**: ``sibling[i]`` is the other hardware thread of thread ``i``'s physical core (or -1).
-  A segment's speed is fixed when it begins (a locked segment: when it first asks for the lock):
-  1 if the sibling is idle, ``smt_speed`` if it is busy (a spinning sibling counts as busy).
+  A segment's speed is fixed when it begins (a locked segment: when it first asks for the lock,
+  or a sleeper when it has its thread back; the unlocked segment right after a locked one keeps
+  its speed): 1 if the sibling is idle, ``smt_speed`` if it is busy (a spinning sibling counts
+  as busy).
 - **Locks**: one table indexed by lock id (holder, a FIFO of waiters, grant time, hold, wait and
   acquisition totals, kind), with one acquire and one release path, as SimPy's ``BaseResource``
   owns the queue of every resource. A segment of kind ``LOCKED + l`` is system work done
@@ -51,6 +53,10 @@ processed in (time, insertion order). Within one event the order of effects is f
 - dispatch: while a thread is free and the run queue is not empty, the head waiter gets the
   thread chosen by: lowest-index free thread whose sibling is idle, else lowest-index free thread
   (without SMT any free thread is equivalent, a stack is used).
+
+One event covers a locked segment and the unlocked segment after it: the lock is released
+lazily at the end of the hold, and only a request made before then queues a release event
+(entity ``n_entities + lock``). The results are those of an event per segment.
 
 The loop is compiled with numba (``cache=True``; a pure-Python loop was far from the 500,000
 exits/s target): the first call in a fresh checkout compiles for 10-30 s, later processes load
@@ -337,9 +343,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     st[_FREE] = n_threads
     rq = np.empty(n_ent, np.int64)
     zq = np.empty(max(n_proc, 1), np.int64)
-    ht = np.empty(n_ent + 1)
-    hs = np.empty(n_ent + 1, np.int64)
-    he = np.empty(n_ent + 1, np.int64)
+    ht = np.empty(n_ent + n_locks + 1)
+    hs = np.empty(n_ent + n_locks + 1, np.int64)
+    he = np.empty(n_ent + n_locks + 1, np.int64)
     todo = np.empty(2 * n_ent + 2, np.int64)
     starts = np.empty(n_proc + 1, np.int64)
     # the lock table
@@ -355,6 +361,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_hold = np.zeros(n_locks)
     lk_wait = np.zeros(n_locks)
     lk_acq = np.zeros(n_locks, np.int64)
+    lk_lazy = np.zeros(n_locks, np.bool_)  # the holder's release is not an event (yet)
+    lk_until = np.zeros(n_locks)  # ... and happens at this time
+    lk_event = np.zeros(n_locks, np.bool_)  # a release event (entity n_ent + lock) is queued
 
     t = 0.0
     wall = 0.0
@@ -419,9 +428,46 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             speed[e] = sp
             if kind >= LOCKED:
                 lk = kind - LOCKED
-                if lk_holder[lk] != e and not _acquire(
+                if lk_lazy[lk] and lk_until[lk] <= t and lk_len[lk] == 0:
+                    # the lazy holder has let go by now
+                    lk_hold[lk] += lk_until[lk] - lk_grant[lk]
+                    lk_holder[lk] = -1
+                    lk_lazy[lk] = False
+                if lk_holder[lk] == e or _acquire(
                     lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since
                 ):
+                    # e holds lk from t: one event covers its locked segment and the unlocked one after it,
+                    # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                    rs = cur[e]
+                    if e < n_proc:
+                        rw = seg_work[rs]
+                        rend = seg_ptr[e + 1]
+                        rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                    else:
+                        rw = rseg_work[rs]
+                        rend = rseg_ptr[job_of[e - n_proc] + 1]
+                        rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    t_rel = t + rw / sp
+                    if rnk == SYS:
+                        acc[A_SYS if e < n_proc else A_REAPER] += rw / sp
+                        lk_lazy[lk] = True
+                        lk_until[lk] = t_rel
+                        if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                            lk_event[lk] = True
+                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                        cur[e] = rs + 1
+                        if e < n_proc:
+                            if rs + 1 == exit_first[e]:
+                                times[e, T_EXIT] = t_rel
+                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / sp, e)
+                        else:
+                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / sp, e)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel, e)
+                else:
+                    if lk_lazy[lk] and not lk_event[lk]:
+                        lk_event[lk] = True
+                        _heap_push(ht, hs, he, st, lk_until[lk], n_ent + lk)
                     if lk_kind[lk] == SLEEP:
                         _release_thread(
                             e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
@@ -430,13 +476,59 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
                             granted_at, zq, job_of, times, cur, rseg_ptr, todo, n_proc,
                         )  # fmt: skip
-                    continue
+                continue
             _heap_push(ht, hs, he, st, t + work / sp, e)
 
         if st[_HEAP_N] == 0:
             break
         t, e = _heap_pop(ht, hs, he, st)
         last = t
+        if e >= n_ent:
+            # a lazily held lock is let go and handed to its head waiter
+            lk = e - n_ent
+            lk_event[lk] = False
+            lk_lazy[lk] = False
+            w = _release(
+                lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
+                wait_since,
+            )  # fmt: skip
+            if lk_kind[lk] == SPIN:
+                acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
+                # w holds lk from t: one event covers its locked segment and the unlocked one after it,
+                # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                rs = cur[w]
+                if w < n_proc:
+                    rw = seg_work[rs]
+                    rend = seg_ptr[w + 1]
+                    rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                else:
+                    rw = rseg_work[rs]
+                    rend = rseg_ptr[job_of[w - n_proc] + 1]
+                    rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                t_rel = t + rw / speed[w]
+                if rnk == SYS:
+                    acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
+                    lk_lazy[lk] = True
+                    lk_until[lk] = t_rel
+                    if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                        lk_event[lk] = True
+                        _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                    cur[w] = rs + 1
+                    if w < n_proc:
+                        if rs + 1 == exit_first[w]:
+                            times[w, T_EXIT] = t_rel
+                        _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                else:
+                    _heap_push(ht, hs, he, st, t_rel, w)
+            else:
+                _rq_append(rq, st, w)
+                _dispatch(
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                    zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                )  # fmt: skip
+            continue
         is_proc = e < n_proc
         s = cur[e]
         if is_proc:
@@ -462,8 +554,34 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             if w >= 0:
                 if lk_kind[lk] == SPIN:
                     acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
-                    wwork = seg_work[cur[w]] if w < n_proc else rseg_work[cur[w]]
-                    _heap_push(ht, hs, he, st, t + wwork / speed[w], w)
+                    # w holds lk from t: one event covers its locked segment and the unlocked one after it,
+                    # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                    rs = cur[w]
+                    if w < n_proc:
+                        rw = seg_work[rs]
+                        rend = seg_ptr[w + 1]
+                        rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                    else:
+                        rw = rseg_work[rs]
+                        rend = rseg_ptr[job_of[w - n_proc] + 1]
+                        rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    t_rel = t + rw / speed[w]
+                    if rnk == SYS:
+                        acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
+                        lk_lazy[lk] = True
+                        lk_until[lk] = t_rel
+                        if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                            lk_event[lk] = True
+                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                        cur[w] = rs + 1
+                        if w < n_proc:
+                            if rs + 1 == exit_first[w]:
+                                times[w, T_EXIT] = t_rel
+                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                        else:
+                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel, w)
                 else:
                     _rq_append(rq, st, w)
                     _dispatch(
@@ -571,6 +689,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         n_starts += 1
                     st[_NEXT] = first + k
 
+    for lk in range(n_locks):
+        if lk_lazy[lk]:
+            lk_hold[lk] += lk_until[lk] - lk_grant[lk]
     acc[A_WALL] = wall
     acc[A_HORIZON] = last
     return times, acc, lk_hold, lk_wait, lk_acq

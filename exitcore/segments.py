@@ -43,16 +43,27 @@ def merged(n, h, resolution_ns):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
+def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
+    m = np.zeros(counts.shape, np.int64)
+    h = np.zeros(counts.shape)
+    for r in range(counts.shape[0]):
+        for k in range(counts.shape[1]):
+            m[r, k], h[r, k] = merged(counts[r, k], holds[r, k], res)
+    return m, h
+
+
+@njit(cache=True)
 def _stream(  # type: ignore[no-untyped-def]
-    kinds, works, i, write, user, unlocked, pieces, locks, counts, holds, row, res, cnt, hld, nxt
+    kinds, works, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld, nxt, pos
 ):
     """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index."""
     k_n = locks.shape[1]
     for k in range(k_n):
-        c, h = merged(counts[row, k], holds[row, k], res)
+        c = cnts[row, k]
         cnt[k] = c
-        hld[k] = h
+        hld[k] = hlds[row, k]
         nxt[k] = 0
+        pos[k] = 0.5 / c if c > 0 else 2.0  # position of the next acquisition of entry k
     for piece in range(pieces):
         if user > 0.0:
             if write:
@@ -65,12 +76,9 @@ def _stream(  # type: ignore[no-untyped-def]
             best = -1
             best_p = p_end
             for k in range(k_n):
-                j = nxt[k]
-                if j < cnt[k]:
-                    p = (j + 0.5) / cnt[k]
-                    if p < best_p:
-                        best_p = p
-                        best = k
+                if pos[k] < best_p:
+                    best_p = pos[k]
+                    best = k
             if best < 0:
                 break
             gap = unlocked * (best_p - p_prev)
@@ -83,7 +91,9 @@ def _stream(  # type: ignore[no-untyped-def]
                 kinds[i] = LOCKED + locks[row, best]
                 works[i] = hld[best]
             i += 1
-            nxt[best] += 1
+            j = nxt[best] + 1
+            nxt[best] = j
+            pos[best] = (j + 0.5) / cnt[best] if j < cnt[best] else 2.0
             p_prev = best_p
         gap = unlocked * (p_end - p_prev)
         if gap > 0.0:
@@ -100,14 +110,24 @@ def _layout(  # type: ignore[no-untyped-def]
     b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
 ):  # fmt: skip
     n = user_ns.shape[0]
+    b_count, b_hold = _merge_all(b_count, b_hold, res)
+    x_count, x_hold = _merge_all(x_count, x_hold, res)
+    if write:  # an upper bound of the segment count: gaps at most one per acquisition
+        b_tot = b_count.sum(axis=1)
+        x_tot = x_count.sum(axis=1)
+        total = 0
+        for p in range(n):
+            total += 3 + 2 * pieces + 2 * b_tot[p] + 2 * x_tot[space_of[p]]
+        kinds = np.empty(total, np.int16)
+        works = np.empty(total)
     width = max(b_lock.shape[1], x_lock.shape[1], 1)
     cnt = np.zeros(width, np.int64)
     hld = np.zeros(width)
     nxt = np.zeros(width, np.int64)
+    pos = np.zeros(width)
     i = 0
     for p in range(n):
-        if not write:
-            ptr[p] = i
+        ptr[p] = i
         if block_ns[p] > 0.0:
             if write:
                 kinds[i] = BLOCK
@@ -115,23 +135,21 @@ def _layout(  # type: ignore[no-untyped-def]
             i += 1
         i = _stream(
             kinds, works, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count, b_hold, p,
-            res, cnt, hld, nxt,
+            res, cnt, hld, nxt, pos,
         )  # fmt: skip
-        if not write:
-            exit_first[p] = i
+        exit_first[p] = i
         sp = space_of[p]
         i = _stream(
             kinds, works, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, res, cnt,
-            hld, nxt,
+            hld, nxt, pos,
         )  # fmt: skip
         if final_ns[sp] > 0.0:
             if write:
                 kinds[i] = LOCKED + final_lock
                 works[i] = final_ns[sp]
             i += 1
-    if not write:
-        ptr[n] = i
-    return i
+    ptr[n] = i
+    return kinds[:i], works[:i]
 
 
 def layout(
@@ -170,9 +188,5 @@ def layout(
         *(np.ascontiguousarray(a) for a in exit_demand), int(final_lock),
         np.ascontiguousarray(final_ns, f64), float(resolution_ns),
     )  # fmt: skip
-    kinds0 = np.zeros(0, np.int16)
-    total = _layout(False, kinds0, np.zeros(0), ptr, exit_first, *args)
-    kinds = np.empty(total, np.int16)
-    works = np.empty(total)
-    _layout(True, kinds, works, ptr, exit_first, *args)
+    kinds, works = _layout(True, np.zeros(0, np.int16), np.zeros(0), ptr, exit_first, *args)
     return ptr, kinds, works, exit_first

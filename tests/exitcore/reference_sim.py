@@ -122,10 +122,13 @@ class Reference:
             self.env.process(self.reaper(r))
 
     # -- segments -------------------------------------------------------------------------
-    def run_segment(self, kind: int, work: float, thread: int, since: float, who: Any) -> Any:
-        """Run one segment; returns (thread, since): a sleeper may come back on another thread."""
+    def run_segment(
+        self, kind: int, work: float, thread: int, since: float, who: Any, sp: float | None
+    ) -> Any:
+        """Run one segment; returns (thread, since, speed): a sleeper may come back on another
+        thread. ``sp`` given: the speed of the locked segment this unlocked one follows."""
         is_reaper = not isinstance(who, int)
-        sp = self.cpu.speed(thread)
+        sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
             ev = lock.request(who)
@@ -152,7 +155,7 @@ class Reference:
             self.totals[E.A_USER] += dur
         else:
             self.totals[E.A_SYS] += dur
-        return thread, since
+        return thread, since, sp
 
     # -- a process --------------------------------------------------------------------------
     def process(self, p: int) -> Any:
@@ -166,6 +169,7 @@ class Reference:
         self.times[p, E.T_EXIT] = -1.0
         thread, since = -1, 0.0
         pending: simpy.Event | None = None
+        carry: float | None = None
         for s in range(lo, hi):
             kind, work = int(kw["seg_kind"][s]), float(kw["seg_work"][s])
             if s == exit_first:
@@ -175,6 +179,7 @@ class Reference:
                     self.cpu.release(thread, since)
                     thread = -1
                 yield self.env.timeout(work)
+                carry = None
                 continue
             if thread < 0:
                 if pending is None:
@@ -182,7 +187,10 @@ class Reference:
                 thread = yield pending
                 pending = None
                 since = self.env.now
-            thread, since = yield from self.run_segment(kind, work, thread, since, p)
+            thread, since, sp = yield from self.run_segment(
+                kind, work, thread, since, p, carry if kind == E.SYS else None
+            )
+            carry = sp if kind >= E.LOCKED else None
             nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
             if kind == E.USER and nxt not in (-1, E.BLOCK) and self.cpu.waiters:
                 self.cpu.release(thread, since)
@@ -222,10 +230,14 @@ class Reference:
             self.reaper_req[r] = None
             since = self.env.now
             job = self.reaper_job[r]
+            carry: float | None = None
             for s in range(int(kw["rseg_ptr"][job]), int(kw["rseg_ptr"][job + 1])):
-                thread, since = yield from self.run_segment(
-                    int(kw["rseg_kind"][s]), float(kw["rseg_work"][s]), thread, since, ("r", r)
-                )
+                kind = int(kw["rseg_kind"][s])
+                thread, since, sp = yield from self.run_segment(
+                    kind, float(kw["rseg_work"][s]), thread, since, ("r", r),
+                    carry if kind == E.SYS else None,
+                )  # fmt: skip
+                carry = sp if kind >= E.LOCKED else None
             self.times[job, E.T_REAP_END] = self.env.now
             self.cpu.release(thread, since)
             if len(self.zombies) > self.waking:
