@@ -1,7 +1,7 @@
 """Calibration targets 4-7 of DESIGN.md section 6: the real kernel_build mix through simulate().
 
 The published figures are written here as published; the model's estimate-grade constants
-(exitcore.mix.BUILTIN_MIXES["kernel_build"], exitcore.machine.BUILTIN_MACHINES) were fitted to
+(exitcore.mix.PRESET_MIXES["kernel_build"], exitcore.machine.PRESET_MACHINES) were fitted to
 them. Two seeds, so a fit that only works for one draw fails.
 """
 
@@ -10,10 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exitcore import PointParams, PointResult, simulate
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import PointParams, PointResult, presets, simulate
+
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
 
 TOLERANCE = 0.03
 
@@ -25,7 +26,7 @@ TARGET_6 = ("amd64_ryzen8845", "baseline", 16, (136.93, 544.57, 280.55))
 
 def kernel_build(machine: str, variant: str, cores: int, seed: int) -> PointResult:
     params = PointParams.from_dicts(
-        BUILTIN_MACHINES[machine], BUILTIN_MIXES["kernel_build"], BUILTIN_VARIANTS[variant], cores
+        PRESET_MACHINES[machine], PRESET_MIXES["kernel_build"], PRESET_VARIANTS[variant], cores
     )
     return simulate(params, np.random.default_rng(seed))
 

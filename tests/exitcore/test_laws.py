@@ -10,20 +10,25 @@ import numpy as np
 import pytest
 
 from exitcore import engine as E
-from exitcore.machine import BUILTIN_MACHINES, MachineProfile
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore import presets
+from exitcore.machine import MachineProfile
+from exitcore.mix import MixParams, generate
 from exitcore.result import OPS
 from exitcore.simulate import PointParams, build_segments, simulate, teardown_for
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS
+from exitcore.variant import VARIANTS
 
-M2 = MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"])
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
+M2 = MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"])
 BUILD = {
-    **BUILTIN_MIXES["kernel_build"],
+    **PRESET_MIXES["kernel_build"],
     "processes": 300,
     "address_space_templates": 32,
     "serial_tail": 0,
 }
-FORK = {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": 50}
+FORK = {**PRESET_MIXES["fork_exit"], "processes_per_slot": 50}
 
 
 def logged_run(mix: dict, variant: str, cores: int, seed: int = 0) -> tuple:
@@ -40,7 +45,7 @@ def logged_run(mix: dict, variant: str, cores: int, seed: int = 0) -> tuple:
 
 
 def point(mix: dict, variant: str, cores: int, seed: int = 0):  # type: ignore[no-untyped-def]
-    p = PointParams.from_dicts(BUILTIN_MACHINES["arm64_m2"], mix, BUILTIN_VARIANTS[variant], cores)
+    p = PointParams.from_dicts(PRESET_MACHINES["arm64_m2"], mix, PRESET_VARIANTS[variant], cores)
     return simulate(p, np.random.default_rng(seed))
 
 
@@ -97,7 +102,7 @@ def test_littles_law_on_the_reaper_queue(mix: dict, cores: int) -> None:
     assert in_system == pytest.approx(throughput * np.mean(t[:, E.T_REAP_END] - arrive))
 
 
-@pytest.mark.parametrize("variant", sorted(BUILTIN_VARIANTS))
+@pytest.mark.parametrize("variant", sorted(PRESET_VARIANTS))
 @pytest.mark.parametrize(("mix", "cores"), [(BUILD, 4), (BUILD, 16), (FORK, 32)])
 def test_utilisations_in_unit_interval_and_busy_within_capacity(
     variant: str, mix: dict, cores: int

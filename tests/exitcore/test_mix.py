@@ -7,16 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore import presets
+from exitcore.mix import MixParams, generate
+
+PRESET_MIXES = presets.load_all("mix")
 
 
 def kernel_build(**change: object) -> MixParams:
-    return MixParams.from_dict({**BUILTIN_MIXES["kernel_build"], **change})
+    return MixParams.from_dict({**PRESET_MIXES["kernel_build"], **change})
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+@pytest.mark.parametrize("name", sorted(PRESET_MIXES))
 def test_builtin_mixes_parse_round_trip_and_generate(name: str) -> None:
-    mix = MixParams.from_dict(BUILTIN_MIXES[name])
+    mix = MixParams.from_dict(PRESET_MIXES[name])
     assert MixParams.from_dict(mix.to_dict()) == mix
     w = generate(mix, 4, np.random.default_rng(0))
     assert w.processes == w.phase_ptr[-1] > 0
@@ -27,11 +30,11 @@ def test_builtin_mixes_parse_round_trip_and_generate(name: str) -> None:
 
 def test_unknown_parameter_names_itself_and_lists_the_allowed_ones() -> None:
     with pytest.raises(ValueError, match=r"compilers_per_core.*allowed.*user_s_median"):
-        MixParams.from_dict({**BUILTIN_MIXES["kernel_build"], "compilers_per_core": 3})
+        MixParams.from_dict({**PRESET_MIXES["kernel_build"], "compilers_per_core": 3})
 
 
 def test_missing_parameter_is_named() -> None:
-    d = dict(BUILTIN_MIXES["kernel_build"])
+    d = dict(PRESET_MIXES["kernel_build"])
     del d["klock_frac"]
     with pytest.raises(ValueError, match="klock_frac"):
         MixParams.from_dict(d)
@@ -74,11 +77,11 @@ def test_phases_barriers_and_serial_tail() -> None:
 
 
 def test_slots_default_to_cores_and_processes_per_slot_scales() -> None:
-    fork_exit = MixParams.from_dict(BUILTIN_MIXES["fork_exit"])
+    fork_exit = MixParams.from_dict(PRESET_MIXES["fork_exit"])
     w = generate(fork_exit, 12, np.random.default_rng(0))
     assert list(w.phase_slots) == [12]
     assert w.processes == 12 * fork_exit.processes_per_slot
-    configure = MixParams.from_dict(BUILTIN_MIXES["configure"])
+    configure = MixParams.from_dict(PRESET_MIXES["configure"])
     assert list(generate(configure, 64, np.random.default_rng(0)).phase_slots) == [1]
 
 
@@ -99,9 +102,9 @@ def test_times_follow_the_parameters() -> None:
     assert w.io_ops.mean() == pytest.approx(mix.io_ops, rel=0.01)
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+@pytest.mark.parametrize("name", sorted(PRESET_MIXES))
 def test_only_mixes_that_read_files_do_io(name: str) -> None:
-    w = generate(MixParams.from_dict(BUILTIN_MIXES[name]), 4, np.random.default_rng(0))
+    w = generate(MixParams.from_dict(PRESET_MIXES[name]), 4, np.random.default_rng(0))
     # fork_exit's child exits at once, sparse_mmap and big_rss touch anonymous memory only
     assert (w.io_ops.sum() > 0) == (name in ("kernel_build", "configure"))
     assert np.all(w.io_ops >= 0)
@@ -123,9 +126,9 @@ def test_same_seed_same_workload_and_different_seed_differs() -> None:
     assert not np.array_equal(a.user_s, c.user_s)
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MIXES))
+@pytest.mark.parametrize("name", sorted(PRESET_MIXES))
 def test_yaml_mirrors_the_builtin(name: str) -> None:
     import yaml
 
     path = Path(__file__).resolve().parents[2] / "conf" / "mix" / f"{name}.yaml"
-    assert yaml.safe_load(path.read_text()) == BUILTIN_MIXES[name]
+    assert yaml.safe_load(path.read_text()) == PRESET_MIXES[name]

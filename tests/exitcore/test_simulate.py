@@ -7,21 +7,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from exitcore import PointParams, engine, simulate
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore import PointParams, engine, presets, simulate
+from exitcore.mix import MixParams, generate
 from exitcore.result import PointResult
 from exitcore.simulate import build_segments, teardown_for
-from exitcore.variant import BUILTIN_VARIANTS
 
-SMALL_BUILD = {**BUILTIN_MIXES["kernel_build"], "processes": 120, "address_space_templates": 16}
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
+SMALL_BUILD = {**PRESET_MIXES["kernel_build"], "processes": 120, "address_space_templates": 16}
 
 
 def params(
     machine: str = "arm64_m2", mix: dict | None = None, variant: str = "baseline", cores: int = 8
 ) -> PointParams:
     return PointParams.from_dicts(
-        BUILTIN_MACHINES[machine], mix or SMALL_BUILD, BUILTIN_VARIANTS[variant], cores
+        PRESET_MACHINES[machine], mix or SMALL_BUILD, PRESET_VARIANTS[variant], cores
     )
 
 
@@ -69,9 +71,9 @@ def test_baseline_keeps_memory_until_the_reaper_frees_it() -> None:
     assert purge.zombies_max >= 1
 
 
-@pytest.mark.parametrize("mix", sorted(BUILTIN_MIXES))
+@pytest.mark.parametrize("mix", sorted(PRESET_MIXES))
 def test_every_builtin_mix_runs(mix: str) -> None:
-    d = dict(BUILTIN_MIXES[mix])
+    d = dict(PRESET_MIXES[mix])
     if d["processes_per_slot"] == 0:
         d["processes"] = min(d["processes"], 200)
     r = simulate(params(mix=d, cores=4), np.random.default_rng(1))
@@ -100,10 +102,10 @@ def test_params_are_frozen() -> None:
 
 
 def configure(processes: int = 300) -> dict:
-    return {**BUILTIN_MIXES["configure"], "processes": processes, "address_space_templates": 16}
+    return {**PRESET_MIXES["configure"], "processes": processes, "address_space_templates": 16}
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 def test_configure_wall_time_stays_within_a_sane_factor_of_the_m2(machine: str) -> None:
     # One serial chain of tiny processes: its wall time is CPU time plus blocked I/O. Every
     # machine's CPU is within 2x of the M2's (cpu_speed, kernel_speed >= 0.5) and a storage
@@ -114,10 +116,10 @@ def test_configure_wall_time_stays_within_a_sane_factor_of_the_m2(machine: str) 
     assert 0.2 < other.wall_s / m2.wall_s < 5.0
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 @pytest.mark.parametrize("mix", ["fork_exit", "sparse_mmap", "big_rss"])
 def test_a_mix_without_io_never_blocks(machine: str, mix: str) -> None:
-    p = params(machine, mix={**BUILTIN_MIXES[mix], "io_ops": 0.0}, cores=4)
+    p = params(machine, mix={**PRESET_MIXES[mix], "io_ops": 0.0}, cores=4)
     w = generate(p.mix, 4, np.random.default_rng(0))
     segs = build_segments(
         w,
@@ -129,16 +131,16 @@ def test_a_mix_without_io_never_blocks(machine: str, mix: str) -> None:
     assert not np.any(segs.seg_kind == engine.BLOCK)
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 def test_io_adds_exactly_its_blocked_time_to_one_serial_chain(machine: str) -> None:
     # One chain on 8 CPUs: nothing overlaps or contends, so each I/O stall lands on the critical
     # path whole. Blocked time = io_op_s * io_ops * sum(user) / mean user of the lognormal.
     mix = configure(100)
-    slow = {**BUILTIN_MACHINES[machine], "io_op_s": 0.004}
-    fast = {**BUILTIN_MACHINES[machine], "io_op_s": 0.0}
+    slow = {**PRESET_MACHINES[machine], "io_op_s": 0.004}
+    fast = {**PRESET_MACHINES[machine], "io_op_s": 0.0}
     runs = [
         simulate(
-            PointParams.from_dicts(m, mix, BUILTIN_VARIANTS["baseline"], 8),
+            PointParams.from_dicts(m, mix, PRESET_VARIANTS["baseline"], 8),
             np.random.default_rng(5),
         )
         for m in (slow, fast)

@@ -13,14 +13,16 @@ from exitcore.arch import AMD64, ARCHS, ARM64
 from exitcore.pagetable import table_counts_exact
 from exitcore.result import CONTEXTS, OPS
 from exitcore.teardown import teardown_costs
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+from exitcore import presets
+from exitcore.locks import FPAGEQ, KLOCK, KMMAP, PAGEQ, SCHEDLOCK, VNODE
+from exitcore.variant import VARIANTS, Variant
 
 X = {op: i for i, op in enumerate(OPS)}
 C = {ctx: i for i, ctx in enumerate(CONTEXTS)}
 
 
 def _variant(base: str, **ops: str | list[str]) -> Variant:
-    d = dict(BUILTIN_VARIANTS[base])
+    d = presets.load("variant", base)
     d["ops"] = {**d["ops"], **ops}
     return Variant.from_dict(d)
 
@@ -250,3 +252,52 @@ def test_docstring_examples_run():
     for module in (exitcore.addrspace, exitcore.pagetable, exitcore.teardown):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_lock_demand_by_hand() -> None:
+    """Which lock each op takes where it runs, counted by hand (DESIGN.md section 9)."""
+    spaces = single_entry(2_048, 1_000, threads=2)  # one anonymous entry, 1,000 pages
+    r = C["reaper"]
+    base = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    # 2025: frees through the per-CPU cache (16 pages per drain), page queues per page, uarea
+    # free per thread under the kernel map lock, the parent's wakeup under SCHED_LOCK
+    assert base.lock_acq[0, r, FPAGEQ] == 63  # ceil(1000 / 16)
+    assert base.lock_ns[0, r, FPAGEQ] == pytest.approx(
+        63 * ARM64.fpageq_acq_ns + 1_000 * ARM64.fpageq_page_ns
+    )
+    assert base.lock_acq[0, r, PAGEQ] == 1_000
+    assert base.lock_acq[0, r, KMMAP] == 2 and base.lock_acq[0, r, SCHEDLOCK] == 1
+    assert base.lock_acq[0, r, VNODE] == 0  # no object entry to detach
+    assert base.lock_acq[0, r, KLOCK] == 0
+    assert base.final_ns[0].tolist() == [0.0, 10_000.0, ARM64.notify_ns]
+    # 2024: the reaper holds KERNEL_LOCK over pmap_destroy (X7) and, with the notification,
+    # over X8 (less its kernel-map and SCHED_LOCK parts, simulated as their own acquisitions)
+    old = teardown_costs(spaces, VARIANTS["baseline_2024"], ARM64, cores=8)
+    assert old.lock_acq[0, r, KLOCK] == 1
+    assert old.lock_ns[0, r, KLOCK] == pytest.approx(4 * ARM64.ptp_free_ns)
+    x8_locked = 2 * ARM64.proc_free_ns - 2 * ARM64.uarea_kmmap_ns - ARM64.wakeup_schedlock_ns
+    assert old.final_ns[0, r] == pytest.approx(ARM64.notify_ns + x8_locked)
+    # without the per-CPU cache every page free takes the free-page lock
+    no_cache = presets.load("variant", "baseline_2024") | {"percpu_page_cache": 0}
+    old0 = teardown_costs(spaces, Variant.from_dict(no_cache), ARM64, cores=8)
+    assert old0.lock_acq[0, r, FPAGEQ] == 1_000
+    assert old0.lock_ns[0, r, FPAGEQ] == pytest.approx(
+        1_000 * (ARM64.fpageq_acq_ns + ARM64.fpageq_page_ns)
+    )
+    # the work does not change with the locks: they are parts of it
+    np.testing.assert_allclose(old0.op_ns, base.op_ns)
+
+
+def test_object_entries_take_the_object_lock_and_in_2024_kernel_lock() -> None:
+    spaces = single_entry(64, 10, is_anon=False)
+    r = C["reaper"]
+    base = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    assert base.lock_acq[0, r, VNODE] == 1
+    assert base.lock_ns[0, r, VNODE] == pytest.approx(ARM64.object_detach_ns)
+    assert base.lock_acq[0, r, FPAGEQ] == 0  # file pages are not freed by the exit
+    old = teardown_costs(spaces, VARIANTS["baseline_2024"], ARM64, cores=8)
+    # X1's object part: the entry's work less its object-lock part, under KERNEL_LOCK
+    assert old.lock_acq[0, r, KLOCK] == 2  # the object entry and pmap_destroy
+    assert old.lock_ns[0, r, KLOCK] == pytest.approx(
+        ARM64.map_entry_ns - ARM64.object_detach_ns + old.op_ns[0, X["X7"]]
+    )

@@ -6,8 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from exitcore import presets
 from exitcore.result import OPS
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+from exitcore.variant import VARIANTS, Variant
+
+PRESET_VARIANTS = presets.load_all("variant")
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "variant"
 
@@ -29,7 +32,7 @@ def test_eight_builtins_parse_and_round_trip():
     for name, variant in VARIANTS.items():
         assert variant.name == name
         assert Variant.from_dict(variant.to_dict()) == variant
-        assert Variant.from_dict(BUILTIN_VARIANTS[name]) == variant
+        assert Variant.from_dict(PRESET_VARIANTS[name]) == variant
 
 
 @pytest.mark.parametrize("name", sorted(DESIGN_TABLE))
@@ -59,20 +62,20 @@ def test_flags_of_the_builtins():
     assert VARIANTS["pmap_purge"].contexts_of("X5") == ("exit", "reaper")
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_VARIANTS))
+@pytest.mark.parametrize("name", sorted(PRESET_VARIANTS))
 def test_yaml_files_mirror_the_builtins(name):
-    assert yaml.safe_load((CONF / f"{name}.yaml").read_text()) == BUILTIN_VARIANTS[name]
+    assert yaml.safe_load((CONF / f"{name}.yaml").read_text()) == PRESET_VARIANTS[name]
 
 
 def test_a_ninth_variant_is_just_data():
-    d = dict(BUILTIN_VARIANTS["combined"], name="combined_klock")
+    d = dict(PRESET_VARIANTS["combined"], name="combined_klock")
     d["ops"] = dict(d["ops"], X7="exit_klock")
     variant = Variant.from_dict(d)
     assert variant.contexts_of("X7") == ("exit_klock",)
 
 
 def _with(**changes):
-    d = {**BUILTIN_VARIANTS["baseline"], **changes}
+    d = {**PRESET_VARIANTS["baseline"], **changes}
     return d
 
 
@@ -80,15 +83,15 @@ def _with(**changes):
     ("d", "message"),
     [
         (
-            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X9": "exit"}),
+            _with(ops={**PRESET_VARIANTS["baseline"]["ops"], "X9": "exit"}),
             "ops: unknown operation 'X9'; allowed: ['X0'",
         ),
         (
-            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X3": "kernel"}),
+            _with(ops={**PRESET_VARIANTS["baseline"]["ops"], "X3": "kernel"}),
             "ops.X3: 'kernel' is not one of ['exit', 'exit_klock', 'reaper', 'none']",
         ),
         (
-            _with(ops={k: v for k, v in BUILTIN_VARIANTS["baseline"]["ops"].items() if k != "X8"}),
+            _with(ops={k: v for k, v in PRESET_VARIANTS["baseline"]["ops"].items() if k != "X8"}),
             "ops.X8: missing",
         ),
         (_with(notify="parent"), "notify: 'parent' is not one of ['exit', 'reaper']"),
@@ -105,9 +108,9 @@ def test_bad_variants_raise_naming_the_field(d, message):
 
 
 def test_flags_drop_the_ops_they_make_unnecessary():
-    asid = Variant.from_dict({**BUILTIN_VARIANTS["baseline"], "tlb_flush": "asid"})
+    asid = Variant.from_dict({**PRESET_VARIANTS["baseline"], "tlb_flush": "asid"})
     assert asid.contexts_of("X4") == ()
     assert asid.contexts_of("X3") == ("reaper",)
-    sparse = Variant.from_dict({**BUILTIN_VARIANTS["uvm_purge"], "walk": "sparse"})
+    sparse = Variant.from_dict({**PRESET_VARIANTS["uvm_purge"], "walk": "sparse"})
     assert sparse.contexts_of("X2") == ()
     assert Variant.from_dict(sparse.to_dict()) == sparse

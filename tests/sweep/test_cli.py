@@ -21,17 +21,18 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from exitcore import MODEL_VERSION
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import MODEL_VERSION, presets
 from sweep.execute import Shared, compute_chunk
 from sweep.plan import plan
 from sweep.spec import StudySpec
 from sweep.store import read_points
 
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
 pytestmark = pytest.mark.slow
-BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+BUILTIN = {"machine": PRESET_MACHINES, "mix": PRESET_MIXES, "variant": PRESET_VARIANTS}
 TINY = {
     "machine": ["arm64_m2"],
     "mix": ["fork_exit"],
@@ -66,8 +67,8 @@ def reference(
     """The rows of an uninterrupted run, computed point by point in this process."""
     groups = {
         **BUILTIN,
-        "variant": {**BUILTIN_VARIANTS, **(variants or {})},
-        "mix": {**BUILTIN_MIXES, **(mixes or {})},
+        "variant": {**PRESET_VARIANTS, **(variants or {})},
+        "mix": {**PRESET_MIXES, **(mixes or {})},
     }
     spec = StudySpec.from_dicts(
         {"study": {"name": name, "seed": 0}, "grid": grid},
@@ -245,7 +246,7 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
     extra = tmp_path / "extra_conf"
     (extra / "variant").mkdir(parents=True)
     early_notify = {
-        **BUILTIN_VARIANTS["baseline"],
+        **PRESET_VARIANTS["baseline"],
         "name": "early_notify",
         "description": "baseline, but the parent is woken from exit",
         "notify": "exit",
@@ -279,7 +280,7 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
 ) -> None:
     extra = tmp_path / "extra_conf"
     (extra / "variant").mkdir(parents=True)
-    mine = {**BUILTIN_VARIANTS["baseline"], "name": "mine", "description": "a user's variant"}
+    mine = {**PRESET_VARIANTS["baseline"], "name": "mine", "description": "a user's variant"}
     variant_file = extra / "variant" / "mine.yaml"
     variant_file.write_text(yaml.safe_dump(mine))
     grid = {**TINY, "variant": ["baseline", "mine"], "cores": "1..2", "seed": [0]}
@@ -292,7 +293,7 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
         "report=false",
     ]
     study = tmp_path / "results" / "default"
-    small_mix = {"fork_exit": {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": 50}}
+    small_mix = {"fork_exit": {**PRESET_MIXES["fork_exit"], "processes_per_slot": 50}}
 
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

@@ -9,14 +9,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import presets
 from sweep.plan import plan, validate
 from sweep.spec import GROUPS, StudySpec
 
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
 CONF = Path(__file__).resolve().parents[2] / "conf"
-BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+BUILTIN = {"machine": PRESET_MACHINES, "mix": PRESET_MIXES, "variant": PRESET_VARIANTS}
 CONTRACT = {
     "machine": {"arm64_m2", "amd64_ryzen8845", "arm64_altra80", "amd64_epyc192"},
     "mix": {"kernel_build", "fork_exit", "configure", "sparse_mmap", "big_rss"},
