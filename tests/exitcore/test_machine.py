@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -96,11 +94,3 @@ def test_bad_machine_fields_raise_naming_the_field(change: dict, field: str) -> 
 def test_bad_core_count_for_siblings() -> None:
     with pytest.raises(ValueError, match="cores"):
         MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"]).siblings(0)
-
-
-@pytest.mark.parametrize("name", sorted(PRESET_MACHINES))
-def test_yaml_mirrors_the_builtin(name: str) -> None:
-    import yaml
-
-    path = Path(__file__).resolve().parents[2] / "conf" / "machine" / f"{name}.yaml"
-    assert yaml.safe_load(path.read_text()) == PRESET_MACHINES[name]

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from teardown_layouts import random_batch, single_entry
 
+from exitcore import presets
 from exitcore.addrspace import PLACEMENT_UNIFORM, AddressSpaces
 from exitcore.arch import AMD64, ARCHS, ARM64
+from exitcore.locks import FPAGEQ, KLOCK, KMMAP, PAGEQ, SCHEDLOCK, VNODE
 from exitcore.pagetable import table_counts_exact
 from exitcore.result import CONTEXTS, OPS
 from exitcore.teardown import teardown_costs
-from exitcore import presets
-from exitcore.locks import FPAGEQ, KLOCK, KMMAP, PAGEQ, SCHEDLOCK, VNODE
 from exitcore.variant import VARIANTS, Variant
 
 X = {op: i for i, op in enumerate(OPS)}
