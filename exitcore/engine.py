@@ -265,34 +265,36 @@ def _dispatch(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _acquire(l, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since):  # type: ignore[no-untyped-def]
-    """Ask for lock ``l``: True if granted now, else ``e`` joins the lock's FIFO."""
-    if lk_holder[l] < 0:
-        lk_holder[l] = e
-        lk_grant[l] = t
-        lk_acq[l] += 1
+def _acquire(lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since):  # type: ignore[no-untyped-def]
+    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO."""
+    if lk_holder[lk] < 0:
+        lk_holder[lk] = e
+        lk_grant[lk] = t
+        lk_acq[lk] += 1
         return True
     n = lk_q.shape[1]
-    lk_q[l, _wrap(lk_head[l] + lk_len[l], n)] = e
-    lk_len[l] += 1
+    lk_q[lk, _wrap(lk_head[lk] + lk_len[lk], n)] = e
+    lk_len[lk] += 1
     wait_since[e] = t
     return False
 
 
 @njit(cache=True, inline="always")
-def _release(l, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since):  # type: ignore[no-untyped-def]
-    """Release lock ``l`` and hand it to the head waiter; returns that waiter or -1."""
-    lk_hold[l] += t - lk_grant[l]
-    if lk_len[l] == 0:
-        lk_holder[l] = -1
+def _release(  # type: ignore[no-untyped-def]
+    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since
+):
+    """Release lock ``lk`` and hand it to the head waiter; returns that waiter or -1."""
+    lk_hold[lk] += t - lk_grant[lk]
+    if lk_len[lk] == 0:
+        lk_holder[lk] = -1
         return -1
-    w = lk_q[l, lk_head[l]]
-    lk_head[l] = _wrap(lk_head[l] + 1, lk_q.shape[1])
-    lk_len[l] -= 1
-    lk_holder[l] = w
-    lk_grant[l] = t
-    lk_acq[l] += 1
-    lk_wait[l] += t - wait_since[w]
+    w = lk_q[lk, lk_head[lk]]
+    lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
+    lk_len[lk] -= 1
+    lk_holder[lk] = w
+    lk_grant[lk] = t
+    lk_acq[lk] += 1
+    lk_wait[lk] += t - wait_since[w]
     return w
 
 
@@ -436,8 +438,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 if lk_holder[lk] == e or _acquire(
                     lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since
                 ):
-                    # e holds lk from t: one event covers its locked segment and the unlocked one after it,
-                    # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                    # e holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[e]
                     if e < n_proc:
                         rw = seg_work[rs]
@@ -452,7 +453,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         acc[A_SYS if e < n_proc else A_REAPER] += rw / sp
                         lk_lazy[lk] = True
                         lk_until[lk] = t_rel
-                        if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                        if (
+                            lk_len[lk] > 0
+                        ):  # somebody is already waiting (queued while a sleeper held it)
                             lk_event[lk] = True
                             _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
                         cur[e] = rs + 1
@@ -494,8 +497,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             )  # fmt: skip
             if lk_kind[lk] == SPIN:
                 acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
-                # w holds lk from t: one event covers its locked segment and the unlocked one after it,
-                # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                # w holds lk from t: one event for it and the unlocked work after (lazy release)
                 rs = cur[w]
                 if w < n_proc:
                     rw = seg_work[rs]
@@ -510,7 +512,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
                     lk_lazy[lk] = True
                     lk_until[lk] = t_rel
-                    if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                    if (
+                        lk_len[lk] > 0
+                    ):  # somebody is already waiting (queued while a sleeper held it)
                         lk_event[lk] = True
                         _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
                     cur[w] = rs + 1
@@ -554,8 +558,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             if w >= 0:
                 if lk_kind[lk] == SPIN:
                     acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
-                    # w holds lk from t: one event covers its locked segment and the unlocked one after it,
-                    # the lock is let go lazily at the end of the hold (an event only if somebody waits)
+                    # w holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[w]
                     if w < n_proc:
                         rw = seg_work[rs]
@@ -570,7 +573,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
                         lk_lazy[lk] = True
                         lk_until[lk] = t_rel
-                        if lk_len[lk] > 0:  # somebody is already waiting (queued while a sleeper held it)
+                        if (
+                            lk_len[lk] > 0
+                        ):  # somebody is already waiting (queued while a sleeper held it)
                             lk_event[lk] = True
                             _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
                         cur[w] = rs + 1

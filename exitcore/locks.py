@@ -79,7 +79,10 @@ def merge(
     from exitcore.segments import merged  # the arithmetic the layout uses
 
     n, h = np.broadcast_arrays(np.asarray(counts, np.float64), np.asarray(holds_ns, np.float64))
-    pairs = [merged.py_func(float(a), float(b), float(resolution_ns)) for a, b in zip(n.ravel(), h.ravel(), strict=True)]
+    pairs = [
+        merged.py_func(float(a), float(b), float(resolution_ns))
+        for a, b in zip(n.ravel(), h.ravel(), strict=True)
+    ]
     m = np.array([c for c, _ in pairs], np.int64).reshape(n.shape)
     hold = np.array([x for _, x in pairs], np.float64).reshape(n.shape)
     return m, hold

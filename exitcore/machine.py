@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from exitcore.arch import ARCHS, ArchProfile
 
+
 @dataclass(frozen=True, slots=True)
 class MachineProfile:
     """One machine: CPU counts, SMT, reapers, and the architecture's cost profile.

@@ -152,7 +152,9 @@ class MixParams:
             raise ValueError(f"user_s_median: expected > 0, got {self.user_s_median}")
         for name in ("klock_syscall_frac", "vnode_shared_frac"):
             if getattr(self, name) > 1.0:
-                raise ValueError(f"{name}: expected a fraction in [0, 1], got {getattr(self, name)}")
+                raise ValueError(
+                    f"{name}: expected a fraction in [0, 1], got {getattr(self, name)}"
+                )
         if self.vnode_pool < 1:
             raise ValueError(f"vnode_pool: expected >= 1, got {self.vnode_pool}")
         for lo, hi in (
