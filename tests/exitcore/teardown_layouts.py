@@ -6,6 +6,8 @@ import numpy as np
 
 from exitcore.addrspace import PLACEMENT_DENSE, AddressSpaces
 
+PAGES_PER_MB = 256
+
 
 def single_entry(
     virtual_pages: int,
