@@ -21,7 +21,9 @@ count (DESIGN.md sections 2 and 9):
   runnable entity takes it), its wait is neither user nor sys, and once granted the lock it joins
   the run queue to get a thread again. A lock is handed to the head waiter on release (FIFO), so
   a granted sleeper holds it while it waits for a thread: a lock's hold time is from grant to
-  release.
+  release. A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
+  queued at its grant: a contended mutex's cache line bounces between the spinners, so each
+  holder's critical section runs slower (DESIGN.md section 9).
 - **Reapers**: ``n_reapers`` servers sharing one FIFO queue of exited processes (zombies). An
   idle reaper is woken when a job arrives and no awake reaper is left for it; it joins the run
   queue, takes the oldest job once it gets a thread, runs that job's segments, and gives its
@@ -314,6 +316,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     phase_slots,
     n_reapers,
     lk_kind,
+    lk_growth,
 ):
     n_threads = sibling.shape[0]
     has_smt = False
@@ -366,6 +369,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_lazy = np.zeros(n_locks, np.bool_)  # the holder's release is not an event (yet)
     lk_until = np.zeros(n_locks)  # ... and happens at this time
     lk_event = np.zeros(n_locks, np.bool_)  # a release event (entity n_ent + lock) is queued
+    stretch = np.ones(n_ent)  # hold-time factor of each entity's current locked segment
 
     t = 0.0
     wall = 0.0
@@ -448,6 +452,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         rw = rseg_work[rs]
                         rend = rseg_ptr[job_of[e - n_proc] + 1]
                         rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                    stretch[e] = rf
+                    rw = rw * rf
                     t_rel = t + rw / sp
                     if rnk == SYS:
                         acc[A_SYS if e < n_proc else A_REAPER] += rw / sp
@@ -507,6 +514,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rw = rseg_work[rs]
                     rend = rseg_ptr[job_of[w - n_proc] + 1]
                     rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                stretch[w] = rf
+                rw = rw * rf
                 t_rel = t + rw / speed[w]
                 if rnk == SYS:
                     acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
@@ -542,7 +552,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             kind = rseg_kind[s]
             work = rseg_work[s]
         if kind != BLOCK:
-            dur = work / speed[e]
+            dur = work / speed[e] if kind < LOCKED else work * stretch[e] / speed[e]
             if not is_proc:
                 acc[A_REAPER] += dur
             elif kind == USER:
@@ -568,6 +578,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         rw = rseg_work[rs]
                         rend = rseg_ptr[job_of[w - n_proc] + 1]
                         rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                    stretch[w] = rf
+                    rw = rw * rf
                     t_rel = t + rw / speed[w]
                     if rnk == SYS:
                         acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
@@ -717,6 +730,7 @@ def run(
     phase_slots: npt.NDArray[np.int64],
     n_reapers: int,
     lock_kinds: npt.NDArray[np.int8],
+    lock_growth: npt.NDArray[np.float64] | None = None,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -743,6 +757,9 @@ def run(
         Reaper threads.
     lock_kinds : int8[L]
         ``SPIN`` or ``SLEEP`` for each lock id.
+    lock_growth : float64[L], optional
+        Per lock, the fraction by which an acquisition's hold grows for each waiter queued when
+        it is granted (the lock's cache line bouncing between spinners); default 0.
     """
     n_proc = seg_ptr.shape[0] - 1
     lock_kinds = np.ascontiguousarray(lock_kinds, np.int8)
@@ -761,6 +778,11 @@ def run(
         raise ValueError("rseg_kind: reaper segments must be sys or locked")
     if np.any(lock_kinds > SLEEP) or np.any(lock_kinds < SPIN):
         raise ValueError("lock_kinds: expected SPIN (0) or SLEEP (1) per lock")
+    growth = (
+        np.zeros(n_locks) if lock_growth is None else np.ascontiguousarray(lock_growth, np.float64)
+    )
+    if growth.shape != (n_locks,) or np.any(growth < 0) or not np.all(np.isfinite(growth)):
+        raise ValueError("lock_growth: expected one finite value >= 0 per lock")
     for name, kinds in (("seg_kind", seg_kind), ("rseg_kind", rseg_kind)):
         if kinds.size and (kinds.min() < 0 or kinds.max() >= LOCKED + n_locks):
             raise ValueError(f"{name}: a locked segment names a lock id >= {n_locks}")
@@ -783,6 +805,7 @@ def run(
         np.ascontiguousarray(phase_slots, np.int64),
         int(n_reapers),
         lock_kinds,
+        growth,
     )
     return EngineRun(
         times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,

@@ -16,6 +16,10 @@ the mixes are written for (the Apple M2 of calibration targets 4 and 5):
   block); storage latency, synchronous metadata writes and the like otherwise.
 - ``smt_gain``: extra throughput a busy sibling adds to a core: two busy siblings each run at
   ``(1 + smt_gain) / 2`` of full speed.
+- ``lock_hold_growth``: how much a spin lock's critical section slows down per CPU spinning on
+  it (its cache line bouncing between them): an acquisition granted with ``k`` waiters queued
+  holds the lock ``1 + lock_hold_growth * k`` times as long. A property of the machine's
+  coherence fabric (0 on a small die, larger across a big mesh).
 
 Hardware-thread numbering follows the common convention: thread ``i`` and ``i + physical_cores``
 are siblings. A point simulates ``cores`` threads ``0..cores-1``; threads beyond the machine's
@@ -57,6 +61,8 @@ class MachineProfile:
         The same for non-exit system time, > 0.
     io_op_s : float
         Blocked seconds per I/O operation of a mix, >= 0 and finite.
+    lock_hold_growth : float
+        Fractional growth of a spin lock's hold per queued waiter, >= 0.
     arch_overrides : Mapping[str, float]
         Constants merged onto the base architecture profile.
     """
@@ -70,6 +76,7 @@ class MachineProfile:
     cpu_speed: float = 1.0
     kernel_speed: float = 1.0
     io_op_s: float = 0.0
+    lock_hold_growth: float = 0.0
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -92,6 +99,10 @@ class MachineProfile:
             raise ValueError(f"kernel_speed: expected a value > 0, got {self.kernel_speed!r}")
         if not 0.0 <= self.io_op_s < float("inf"):
             raise ValueError(f"io_op_s: expected a finite value >= 0, got {self.io_op_s!r}")
+        if not 0.0 <= self.lock_hold_growth < float("inf"):
+            raise ValueError(
+                f"lock_hold_growth: expected a finite value >= 0, got {self.lock_hold_growth!r}"
+            )
         object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
         self.arch_profile()  # unknown override names fail here, naming the field
 

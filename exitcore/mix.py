@@ -22,9 +22,10 @@ Shape of a workload (DESIGN.md section 5):
   calls for a process of the mean user time (in proportion to user time otherwise), of which
   ``klock_syscall_frac`` take KERNEL_LOCK for ``klock_hold_us`` each; ``schedlock_per_syscall``
   SCHED_LOCK acquisitions per system call; ``pageq_per_page`` page-queue lock acquisitions per
-  resident page; one page allocation per anonymous resident page (the free-page lock: its
-  acquisitions depend on the variant's ``percpu_page_cache`` and are priced by the
-  architecture); ``kmmap_acq`` kernel-map acquisitions (fork's uarea, exec); ``vnode_acq``
+  resident page; ``faults_per_page`` page allocations per anonymous page resident at exit, all
+  but the last freed again during the process's life (the free-page lock: its acquisitions
+  depend on the variant's ``percpu_page_cache`` and are priced by the architecture);
+  ``kmmap_acq`` kernel-map acquisitions (fork's uarea, exec); ``vnode_acq``
   object/vnode lock acquisitions at the mean user time, ``vnode_shared_frac`` of them on the one
   object every job shares (the compiler binary and common headers, pool lock 0), the rest on a
   pool lock of the process's own (``vnode_pool`` locks in all). ``lock_resolution_us`` is the
@@ -99,6 +100,7 @@ class MixParams:
     klock_hold_us: float
     schedlock_per_syscall: float
     schedlock_hold_us: float
+    faults_per_page: float
     pageq_per_page: float
     pageq_hold_us: float
     kmmap_acq: float
@@ -157,6 +159,8 @@ class MixParams:
                 )
         if self.vnode_pool < 1:
             raise ValueError(f"vnode_pool: expected >= 1, got {self.vnode_pool}")
+        if self.faults_per_page < 1.0:
+            raise ValueError(f"faults_per_page: expected >= 1, got {self.faults_per_page}")
         for lo, hi in (
             ("rss_mb_min", "rss_mb_max"),
             ("anon_frac_min", "anon_frac_max"),
@@ -207,8 +211,8 @@ class Workload:
         Non-exit times on the reference machine: user, and system time outside the locks.
     lock_counts : float64[P, 6]
         Acquisitions of each built-in lock (:data:`exitcore.locks.LOCKS` order; ``vnode`` all
-        pool locks together), except the ``fpageq`` column: pages allocated (the variant's
-        per-CPU cache decides how many acquisitions they take).
+        pool locks together), except the ``fpageq`` column: pages allocated and freed before the
+        exit (the variant's per-CPU cache decides how many acquisitions they take).
     lock_hold_s : float64[6]
         Hold per acquisition on the reference machine (``fpageq``: 0, priced by the arch).
     vnode_own : int64[P]
@@ -358,7 +362,7 @@ def generate(mix: MixParams, cores: int, rng: np.random.Generator) -> Workload:
         [
             syscalls * mix.klock_syscall_frac,
             syscalls * mix.schedlock_per_syscall,
-            anon.astype(np.float64),
+            (2.0 * mix.faults_per_page - 1.0) * anon,
             rss_pages * mix.pageq_per_page,
             np.full(n, mix.kmmap_acq),
             mix.vnode_acq * work,

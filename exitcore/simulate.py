@@ -137,6 +137,7 @@ class Segments:
     rseg_kind: npt.NDArray[np.int16]
     rseg_work_ns: npt.NDArray[np.float64]
     lock_kinds: npt.NDArray[np.int8]
+    lock_growth: npt.NDArray[np.float64]
 
 
 Demand = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -225,10 +226,11 @@ def build_segments(
         final_ns=reaper_final,
         resolution_ns=res,
     )
+    kinds = lock_kinds(workload.vnode_pool)
+    growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
-        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work,
-        lock_kinds(workload.vnode_pool),
-    )  # fmt: skip
+        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds, growth
+    )
 
 
 def _max_overlap(
@@ -377,6 +379,7 @@ def run_point(
         workload.phase_slots,
         machine.reapers,
         segs.lock_kinds,
+        segs.lock_growth,
     )
     return reduce_run(run, costs, variant, machine, cores)
 

@@ -61,8 +61,8 @@ class CpuPool:
 class Lock:
     """A FIFO mutex; on release the head waiter is granted at once (the engine's rule)."""
 
-    def __init__(self, env: simpy.Environment, kind: int, cpu: CpuPool) -> None:
-        self.env, self.kind, self.cpu = env, kind, cpu
+    def __init__(self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float) -> None:
+        self.env, self.kind, self.cpu, self.growth = env, kind, cpu, growth
         self.holder: Any = None
         self.waiters: deque[tuple[Any, simpy.Event, float]] = deque()
         self.granted_at = 0.0
@@ -89,8 +89,15 @@ class Lock:
             self.holder, self.granted_at = who, now
             self.acquisitions += 1
             self.wait += now - since
-            # a granted sleeper asks for a thread now, before the releaser goes on
-            ev.succeed((since, self.cpu.request(("woken", who)) if self.kind == E.SLEEP else None))
+            # a granted sleeper asks for a thread now, before the releaser goes on; a granted
+            # spinner's hold grows with the spinners still queued behind it
+            if self.kind == E.SLEEP:
+                ev.succeed((since, self.cpu.request(("woken", who)), None))
+            else:
+                ev.succeed((since, None, self.stretch()))
+
+    def stretch(self) -> float:
+        return 1.0 + self.growth * len(self.waiters)
 
 
 class Reference:
@@ -98,7 +105,12 @@ class Reference:
         self.kw = kw
         self.env = simpy.Environment()
         self.cpu = CpuPool(self.env, kw["sibling"], kw["smt_speed"])
-        self.locks = [Lock(self.env, int(k), self.cpu) for k in kw["lock_kinds"]]
+        growth = kw.get("lock_growth")
+        growth = np.zeros(len(kw["lock_kinds"])) if growth is None else growth
+        self.locks = [
+            Lock(self.env, int(k), self.cpu, float(g))
+            for k, g in zip(kw["lock_kinds"], growth, strict=True)
+        ]
         n = len(kw["seg_ptr"]) - 1
         self.times = np.zeros((n, 6))
         self.totals = np.zeros(E.N_TOTALS)
@@ -132,18 +144,20 @@ class Reference:
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
             ev = lock.request(who)
+            stretch = lock.stretch()
             if ev is not None:
                 if lock.kind == E.SLEEP:
                     self.cpu.release(thread, since)
-                    _, cpu_ev = yield ev
+                    _, cpu_ev, _ = yield ev
                     thread = yield cpu_ev
                     since = self.env.now
                     sp = self.cpu.speed(thread)
+                    stretch = lock.stretch()
                 else:
-                    waited_since, _ = yield ev
+                    waited_since, _, stretch = yield ev
                     spin = self.env.now - waited_since
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
-            dur = work / sp
+            dur = work * stretch / sp
             yield self.env.timeout(dur)
             lock.release()
         else:

@@ -66,6 +66,10 @@ def random_workload(seed: int) -> dict:
         "phase_slots": rng.integers(1, 6, size=n_phase).astype(np.int64),
         "n_reapers": 2 if seed % 3 == 0 else int(rng.integers(1, 3)),
         "lock_kinds": lock_kinds,
+        # hold growth per queued waiter on a third of the seeds (spin locks only, as simulate)
+        "lock_growth": np.where(lock_kinds == E.SPIN, rng.uniform(0.0, 0.3), 0.0)
+        if seed % 3 == 1
+        else None,
     }
 
 
@@ -85,6 +89,7 @@ def run_engine(w: dict) -> E.EngineRun:
         w["phase_slots"],
         w["n_reapers"],
         w["lock_kinds"],
+        w.get("lock_growth"),
     )
 
 
@@ -149,6 +154,7 @@ def test_point_metrics_match_reference(
         "phase_slots": w.phase_slots,
         "n_reapers": m.reapers,
         "lock_kinds": s.lock_kinds,
+        "lock_growth": s.lock_growth,
     }
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
     ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()
