@@ -170,7 +170,7 @@ def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(
 BAD_INPUTS = [
     (["grid.machine=[arm64_m2,nope]"], "unknown machine 'nope'; valid machines: amd64_epyc192"),
     (["grid.mix=[nope]"], "valid mixes: big_rss, configure, fork_exit"),
-    (["grid.variant=[nope]"], "valid variants: baseline, combined"),
+    (["grid.variant=[nope]"], "valid variants: baseline, baseline_2024, combined"),
     (["grid.cores=[1,0]"], "grid.cores: 0 is not a valid core count"),
     (["grid.cores=[-2]"], "grid.cores: -2 is not a valid core count"),
     (["grid.cores=[1.5]"], "grid.cores: 1.5 is not an integer"),
