@@ -225,6 +225,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
     times,
     cur,
     rseg_ptr,
+    rrow,
     todo,
     n_proc,
 ):
@@ -262,7 +263,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
             st[_ZQ_LEN] -= 1
             job_of[w - n_proc] = job
             times[job, T_REAP_START] = t
-            cur[w] = rseg_ptr[job]
+            cur[w] = rseg_ptr[rrow[job]]
         _todo_append(todo, st, w)
 
 
@@ -311,6 +312,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     rseg_ptr,
     rseg_kind,
     rseg_work,
+    rrow,
     notify_from_exit,
     phase_ptr,
     phase_slots,
@@ -417,7 +419,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
                     _dispatch(
                         t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
                 _heap_push(ht, hs, he, st, t + work, e)
                 continue
@@ -426,7 +428,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, e)
                 _dispatch(
                     t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                 )  # fmt: skip
                 continue
             sb = sibling[th]
@@ -450,7 +452,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
                     else:
                         rw = rseg_work[rs]
-                        rend = rseg_ptr[job_of[e - n_proc] + 1]
+                        rend = rseg_ptr[rrow[job_of[e - n_proc]] + 1]
                         rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
                     rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
                     stretch[e] = rf
@@ -484,7 +486,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         )
                         _dispatch(
                             t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                            granted_at, zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                            granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
                 continue
             _heap_push(ht, hs, he, st, t + work / sp, e)
@@ -512,7 +514,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
                 else:
                     rw = rseg_work[rs]
-                    rend = rseg_ptr[job_of[w - n_proc] + 1]
+                    rend = rseg_ptr[rrow[job_of[w - n_proc]] + 1]
                     rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
                 rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
                 stretch[w] = rf
@@ -540,7 +542,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, w)
                 _dispatch(
                     t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                 )  # fmt: skip
             continue
         is_proc = e < n_proc
@@ -576,7 +578,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
                     else:
                         rw = rseg_work[rs]
-                        rend = rseg_ptr[job_of[w - n_proc] + 1]
+                        rend = rseg_ptr[rrow[job_of[w - n_proc]] + 1]
                         rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
                     rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
                     stretch[w] = rf
@@ -604,13 +606,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     _rq_append(rq, st, w)
                     _dispatch(
                         t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
         s += 1
         cur[e] = s
         if is_proc and s == exit_first[e]:
             times[e, T_EXIT] = t
-        end = seg_ptr[e + 1] if is_proc else rseg_ptr[job_of[e - n_proc] + 1]
+        end = seg_ptr[e + 1] if is_proc else rseg_ptr[rrow[job_of[e - n_proc]] + 1]
         if s < end:
             if kind == USER and st[_RQ_LEN] > 0 and seg_kind[s] != BLOCK:
                 # scheduling point: the thread goes to the head waiter, this process to the tail
@@ -618,7 +620,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, e)
                 _dispatch(
                     t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                 )  # fmt: skip
             else:
                 nk = seg_kind[s] if is_proc else rseg_kind[s]
@@ -646,7 +648,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             times[e, T_EXIT_END] = t
             if times[e, T_EXIT] < 0.0:
                 times[e, T_EXIT] = t
-            has_job = rseg_ptr[e + 1] > rseg_ptr[e]
+            has_job = rseg_ptr[rrow[e] + 1] > rseg_ptr[rrow[e]]
             if has_job:
                 zq[_wrap(st[_ZQ_HEAD] + st[_ZQ_LEN], zq.shape[0])] = e
                 st[_ZQ_LEN] += 1
@@ -658,7 +660,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             _rq_append(rq, st, n_proc + r)
                             _dispatch(
                                 t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                                granted_at, zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+                                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                             )  # fmt: skip
                             break
             else:
@@ -682,7 +684,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 awake[r] = False
         _dispatch(
             t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-            zq, job_of, times, cur, rseg_ptr, todo, n_proc,
+            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
         )  # fmt: skip
         if notify >= 0:
             times[notify, T_NOTIFY] = t
@@ -731,6 +733,7 @@ def run(
     n_reapers: int,
     lock_kinds: npt.NDArray[np.int8],
     lock_growth: npt.NDArray[np.float64] | None = None,
+    reaper_rows: npt.NDArray[np.int64] | None = None,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -746,8 +749,9 @@ def run(
         least one segment.
     exit_first : int64[P]
         Index of each process's first exit segment (``seg_ptr[p+1]`` if none).
-    rseg_ptr, rseg_kind, rseg_work_ns : int64[P+1], int16[R], float64[R]
-        Each process's reaper job (``SYS`` or ``LOCKED + l`` segments; empty = no reaper job).
+    rseg_ptr, rseg_kind, rseg_work_ns : int64[J+1], int16[R], float64[R]
+        Reaper jobs (``SYS`` or ``LOCKED + l`` segments; empty = no reaper job), one row per
+        process unless ``reaper_rows`` says which row each process's job is.
     notify_from_exit : bool
         The parent is notified when the process finishes exiting, not after its reaper job.
     phase_ptr, phase_slots : int64[F+1], int64[F]
@@ -757,6 +761,9 @@ def run(
         Reaper threads.
     lock_kinds : int8[L]
         ``SPIN`` or ``SLEEP`` for each lock id.
+    reaper_rows : int64[P], optional
+        Row of ``rseg_ptr`` holding each process's reaper job (processes sharing an address
+        space share a job layout); default one row per process.
     lock_growth : float64[L], optional
         Per lock, the fraction by which an acquisition's hold grows for each waiter queued when
         it is granted (the lock's cache line bouncing between spinners); default 0.
@@ -778,6 +785,11 @@ def run(
         raise ValueError("rseg_kind: reaper segments must be sys or locked")
     if np.any(lock_kinds > SLEEP) or np.any(lock_kinds < SPIN):
         raise ValueError("lock_kinds: expected SPIN (0) or SLEEP (1) per lock")
+    rows = np.arange(n_proc) if reaper_rows is None else np.ascontiguousarray(reaper_rows, np.int64)
+    if rows.shape != (n_proc,) or (
+        n_proc and (rows.min() < 0 or rows.max() >= rseg_ptr.shape[0] - 1)
+    ):
+        raise ValueError("reaper_rows: expected one row of rseg_ptr per process")
     growth = (
         np.zeros(n_locks) if lock_growth is None else np.ascontiguousarray(lock_growth, np.float64)
     )
@@ -800,6 +812,7 @@ def run(
         np.ascontiguousarray(rseg_ptr, np.int64),
         np.ascontiguousarray(rseg_kind, np.int16),
         np.ascontiguousarray(rseg_work_ns, np.float64),
+        rows,
         bool(notify_from_exit),
         np.ascontiguousarray(phase_ptr, np.int64),
         np.ascontiguousarray(phase_slots, np.int64),

@@ -56,12 +56,16 @@ def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
 def _stream(  # type: ignore[no-untyped-def]
     kinds, works, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld, nxt, pos
 ):
-    """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index."""
+    """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index.
+    ``res > 0``: the counts and holds of ``row`` are raw and merged here; else already merged."""
     k_n = locks.shape[1]
     for k in range(k_n):
-        c = cnts[row, k]
+        if res > 0.0:
+            c, h = merged(cnts[row, k], hlds[row, k], res)
+        else:
+            c, h = int(cnts[row, k]), hlds[row, k]
         cnt[k] = c
-        hld[k] = hlds[row, k]
+        hld[k] = h
         nxt[k] = 0
         pos[k] = 0.5 / c if c > 0 else 2.0  # position of the next acquisition of entry k
     for piece in range(pieces):
@@ -110,14 +114,19 @@ def _layout(  # type: ignore[no-untyped-def]
     b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
 ):  # fmt: skip
     n = user_ns.shape[0]
-    b_count, b_hold = _merge_all(b_count, b_hold, res)
-    x_count, x_hold = _merge_all(x_count, x_hold, res)
+    # per space, merged once; per process, merged as it is laid out (no [P, K] copies)
+    x_cnt, x_hld = _merge_all(x_count, x_hold, res)
+    x_count = x_cnt.astype(np.float64)
+    x_hold = x_hld
     if write:  # an upper bound of the segment count: gaps at most one per acquisition
-        b_tot = b_count.sum(axis=1)
-        x_tot = x_count.sum(axis=1)
+        x_tot = x_cnt.sum(axis=1)
         total = 0
         for p in range(n):
-            total += 3 + 2 * pieces + 2 * b_tot[p] + 2 * x_tot[space_of[p]]
+            a = 0
+            for k in range(b_count.shape[1]):
+                c, _ = merged(b_count[p, k], b_hold[p, k], res)
+                a += c
+            total += 3 + 2 * pieces + 2 * a + 2 * x_tot[space_of[p]]
         kinds = np.empty(total, np.int16)
         works = np.empty(total)
     width = max(b_lock.shape[1], x_lock.shape[1], 1)
@@ -140,7 +149,7 @@ def _layout(  # type: ignore[no-untyped-def]
         exit_first[p] = i
         sp = space_of[p]
         i = _stream(
-            kinds, works, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, res, cnt,
+            kinds, works, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, -1.0, cnt,
             hld, nxt, pos,
         )  # fmt: skip
         if final_ns[sp] > 0.0:

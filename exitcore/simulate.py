@@ -138,6 +138,8 @@ class Segments:
     rseg_work_ns: npt.NDArray[np.float64]
     lock_kinds: npt.NDArray[np.int8]
     lock_growth: npt.NDArray[np.float64]
+    reaper_rows: npt.NDArray[np.int64]
+    """Row of the reaper CSR of each process (reaper jobs are laid out once per space)."""
 
 
 Demand = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -213,13 +215,13 @@ def build_segments(
     # a reaper job of less than a picosecond is no job (a variant without reaper work)
     reaper_final = np.where(final[:, 2] > 1e-3, final[:, 2], 0.0)
     reaper_unlocked = np.where(reaper_unlocked > 1e-3, reaper_unlocked, 0.0)
-    n = workload.processes
+    n_spaces = ctx.shape[0]
     rseg_ptr, rseg_kind, rseg_work, _ = layout(
-        user_ns=np.zeros(n),
-        sys_ns=np.zeros(n),
+        user_ns=np.zeros(n_spaces),
+        sys_ns=np.zeros(n_spaces),
         pieces=1,
         body=None,
-        space_of=space_of,
+        space_of=np.arange(n_spaces),
         exit_ns=reaper_unlocked,
         exit_demand=_context_demand(lock_acq[:, 2], lock_ns[:, 2]),
         final_lock=KLOCK,
@@ -229,8 +231,9 @@ def build_segments(
     kinds = lock_kinds(workload.vnode_pool)
     growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
-        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds, growth
-    )
+        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds, growth,
+        np.asarray(space_of, np.int64),
+    )  # fmt: skip
 
 
 def _max_overlap(
@@ -380,6 +383,7 @@ def run_point(
         machine.reapers,
         segs.lock_kinds,
         segs.lock_growth,
+        segs.reaper_rows,
     )
     return reduce_run(run, costs, variant, machine, cores)
 

@@ -112,6 +112,8 @@ class Reference:
             for k, g in zip(kw["lock_kinds"], growth, strict=True)
         ]
         n = len(kw["seg_ptr"]) - 1
+        rows = kw.get("reaper_rows")
+        self.rrow = list(range(n)) if rows is None else [int(r) for r in rows]
         self.times = np.zeros((n, 6))
         self.totals = np.zeros(E.N_TOTALS)
         self.zombies: deque[int] = deque()
@@ -214,7 +216,8 @@ class Reference:
         self.times[p, E.T_EXIT_END] = now
         if self.times[p, E.T_EXIT] < 0:
             self.times[p, E.T_EXIT] = now
-        has_job = kw["rseg_ptr"][p + 1] > kw["rseg_ptr"][p]
+        row = self.rrow[p]
+        has_job = kw["rseg_ptr"][row + 1] > kw["rseg_ptr"][row]
         if has_job:
             self.zombies.append(p)
             if self.waking < len(self.zombies) and True in self.asleep:
@@ -245,7 +248,8 @@ class Reference:
             since = self.env.now
             job = self.reaper_job[r]
             carry: float | None = None
-            for s in range(int(kw["rseg_ptr"][job]), int(kw["rseg_ptr"][job + 1])):
+            row = self.rrow[job]
+            for s in range(int(kw["rseg_ptr"][row]), int(kw["rseg_ptr"][row + 1])):
                 kind = int(kw["rseg_kind"][s])
                 thread, since, sp = yield from self.run_segment(
                     kind, float(kw["rseg_work"][s]), thread, since, ("r", r),

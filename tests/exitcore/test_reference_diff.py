@@ -70,6 +70,8 @@ def random_workload(seed: int) -> dict:
         "lock_growth": np.where(lock_kinds == E.SPIN, rng.uniform(0.0, 0.3), 0.0)
         if seed % 3 == 1
         else None,
+        # processes sharing reaper-job rows (as processes sharing an address space do)
+        "reaper_rows": rng.integers(0, n_proc, n_proc) if seed % 4 == 2 else None,
     }
 
 
@@ -90,6 +92,7 @@ def run_engine(w: dict) -> E.EngineRun:
         w["n_reapers"],
         w["lock_kinds"],
         w.get("lock_growth"),
+        w.get("reaper_rows"),
     )
 
 
@@ -155,6 +158,7 @@ def test_point_metrics_match_reference(
         "n_reapers": m.reapers,
         "lock_kinds": s.lock_kinds,
         "lock_growth": s.lock_growth,
+        "reaper_rows": s.reaper_rows,
     }
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
     ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()

@@ -223,7 +223,7 @@ def test_metrics_match_a_brute_force_recomputation_from_event_times(
         p.machine.siblings(cores), p.machine.smt_speed, segs.seg_ptr, segs.seg_kind,
         segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
         p.variant.notify_from_exit, w.phase_ptr, w.phase_slots, p.machine.reapers,
-        segs.lock_kinds,
+        segs.lock_kinds, segs.lock_growth, segs.reaper_rows,
     )  # fmt: skip
     r = reduce_run(run, costs, p.variant, p.machine, cores)
     t = run.times_ns * 1e-9
