@@ -27,6 +27,12 @@ event (a reaper may still be freeing leftovers after the last notification).
 teardown (reaper job end, or exit end without a reaper job); ``unreclaimed_mb_max`` sums the
 resident memory of the exited processes whose pages are not yet freed (freed at the reaper
 job's end when the variant runs X6 in the reaper, else at the end of the exit).
+
+Calibration: the constants marked (estimate, fitted) where they are defined come from
+``python -m sweep.fit`` (conf/fit/); ``python -m sweep.validate`` holds the model against
+every published measurement of DESIGN.md section 6 (README, "Is the model right?"). Target 5's
+published user + sys exceeds 8 cores x real (497.06 > 495.12 CPU-seconds), which no simulation
+of 8 CPUs can reproduce exactly.
 """
 
 from __future__ import annotations

@@ -111,7 +111,9 @@ def main() -> None:
     # The same command again (after measuring the dataset the first run left): nothing to do.
     rerun_s, rerun_log = run_cli(args)
     ray.shutdown()
-    computed = re.search(r"computed (\d+) points in (\d+) tasks, (.+)", log)
+    computed = re.search(
+        r"computed (\d+) points in (?:this process \(\d+\) and )?(\d+) Ray tasks, (.+)", log
+    )
     result = {
         "points": 160 * options.seeds,
         "rows_read": frame.height,

@@ -13,6 +13,9 @@ what is measured is the sweep's own machinery (plan, chunking, Ray, Arrow, Parqu
   (``ray_init_s`` is reported apart: it is paid once per study, not per point).
 - ``overhead_ms_per_point``: (wall - compute / CPUs) / points, compute being the time spent inside
   the point function as measured in the workers. Target <= 1.
+- ``small_study_s``: the whole ``python -m sweep`` process (start, model, store, report) for a
+  four-point study (arm64_m2, fork_exit, baseline and pmap_purge, cores 1 and 8) into an empty
+  output directory, median of 3. Target <= 4 s.
 - ``vs_hydra_multirun``: our points/s over Hydra's basic launcher (``-m``, one job per point, the
   same model call) on the same 200 points. Target >= 50. ``vs_hydra_multirun_with_ray_start``
   charges our side with Ray's start-up too.
@@ -36,7 +39,8 @@ from typing import Any
 import ray
 
 from exitcore import presets
-from sweep.execute import Shared, run
+from sweep.compute import Shared
+from sweep.execute import run
 from sweep.plan import config_hash, plan, validate
 from sweep.spec import StudySpec
 from sweep.store import ResultSet
@@ -86,7 +90,7 @@ def run_sweep(spec: StudySpec) -> tuple[float, float, int, int]:
 
 HYDRA_APP = """
 import hydra
-from sweep.execute import exitcore_point
+from sweep.compute import exitcore_point
 from sweep.plan import point_entropy
 import numpy as np
 from exitcore import presets
@@ -128,12 +132,36 @@ def run_hydra_multirun(workdir: Path, cores: list[int]) -> float:
     return time.perf_counter() - start
 
 
+SMALL_STUDY = [
+    "grid.machine=[arm64_m2]",
+    "grid.mix=[fork_exit]",
+    "grid.variant=[baseline,pmap_purge]",
+    "grid.cores=[1,8]",
+]
+
+
+def small_study_s(repeats: int = 3) -> float:
+    """Median wall seconds of the four-point study command, each into a fresh directory."""
+    walls = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-m", "sweep", *SMALL_STUDY, f"out={tmp}"],
+                check=True,
+                capture_output=True,
+            )
+            walls.append(time.perf_counter() - start)
+    return sorted(walls)[len(walls) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num-cpus", type=int, default=2)
     parser.add_argument("--seeds", type=int, default=50, help="10,000 points with 50")
     args = parser.parse_args()
 
+    small_s = small_study_s()
     start = time.perf_counter()
     ray.init(
         num_cpus=args.num_cpus,
@@ -160,6 +188,7 @@ def main() -> None:
     ours_200 = points_200 / wall_200
     hydra_rate = points_200 / hydra_wall
     result = {
+        "small_study_s": round(small_s, 2),
         "points": points,
         "wall_s": round(wall, 3),
         "points_per_s": round(points_per_s, 1),

@@ -37,15 +37,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
-from urllib.parse import unquote
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from exitcore.result import METRIC_FIELDS
+from sweep.store import ResultSetError, read_file_by_file, scan_points
 
 KNEE_MARGINAL_EFFICIENCY: Final[float] = 0.1
 """(estimate) Below this marginal efficiency a step adds under a tenth of linear scaling's gain."""
@@ -110,88 +109,7 @@ CURVE_METRICS: Final[tuple[str, ...]] = (
 _METRIC_NAMES = {name for name, _ in METRIC_FIELDS}
 assert set(CURVE_METRICS) <= _METRIC_NAMES, set(CURVE_METRICS) - _METRIC_NAMES
 
-_PARTITION_KEYS: Final[tuple[str, ...]] = ("machine", "mix")
 _READ_RETRIES: Final[int] = 3
-
-
-class ResultSetError(ValueError):
-    """A result set that cannot be read: missing, empty, or without a successful point."""
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def point_files(points_dir: Path) -> list[Path]:
-    """Complete ``part-*.parquet`` files under ``points_dir``, in a stable order.
-
-    Hidden paths and temporary names are skipped by the glob itself; a file whose Parquet footer
-    cannot be read (half-written, or removed since the glob) is skipped too, so a result set still
-    being written reads as the points stored so far.
-    """
-    files = []
-    for path in sorted(points_dir.rglob("part-*.parquet")):
-        parts = path.relative_to(points_dir).parts
-        if any(p.startswith((".", "_")) for p in parts):
-            continue
-        try:
-            pq.read_metadata(path)
-        except (OSError, ValueError):
-            continue
-        files.append(path)
-    return files
-
-
-def _hive_values(path: Path, points_dir: Path) -> dict[str, str]:
-    values = {}
-    for part in path.relative_to(points_dir).parts[:-1]:
-        key, sep, value = part.partition("=")
-        if sep:
-            values[key] = unquote(value)
-    return values
-
-
-def scan_points(
-    points_dir: Path, columns: Iterable[str], files: Sequence[Path] | None = None
-) -> pl.LazyFrame:
-    """Lazy frame of the successful rows of ``points_dir`` with only ``columns``.
-
-    ``files`` restricts the scan to some of the point files (default: :func:`point_files`).
-    Raises :class:`ResultSetError` when the directory is missing or holds no point file.
-    """
-    points_dir = Path(points_dir)
-    if not points_dir.is_dir():
-        raise ResultSetError(f"no result set: {points_dir} is not a directory")
-    files = point_files(points_dir) if files is None else list(files)
-    if not files:
-        raise ResultSetError(f"empty result set: no part-*.parquet file under {points_dir}")
-    wanted = list(dict.fromkeys([*columns, "status"]))
-    hive_keys = [k for k in _PARTITION_KEYS if k in _hive_values(files[0], points_dir)]
-    lf = pl.scan_parquet(
-        files,
-        hive_partitioning=bool(hive_keys),
-        hive_schema={k: pl.String for k in hive_keys} or None,
-        missing_columns="insert",
-        extra_columns="ignore",
-    )
-    names = lf.collect_schema().names()
-    missing = [c for c in wanted if c not in names and c != "status"]
-    if missing:
-        raise ResultSetError(f"result set {points_dir} lacks columns {missing}")
-    status_ok = pl.col("status") == "ok" if "status" in names else pl.lit(True)
-    return lf.filter(status_ok).select([c for c in wanted if c != "status"])
-
-
-def _read_file_by_file(points_dir: Path, columns: Sequence[str]) -> pl.LazyFrame:
-    """Fallback for a result set rewritten faster than a whole scan: skip files that vanish."""
-    frames = []
-    for path in point_files(points_dir):
-        try:
-            frames.append(scan_points(points_dir, columns, [path]).collect())
-        except (OSError, pl.exceptions.ComputeError):
-            continue
-    if not frames:
-        raise ResultSetError(f"empty result set: no readable part-*.parquet under {points_dir}")
-    return pl.concat(frames, how="vertical_relaxed").lazy()
 
 
 # --------------------------------------------------------------------------- statistics
@@ -337,7 +255,7 @@ def compute_curves(points_dir: Path) -> pl.DataFrame:
         except (OSError, pl.exceptions.ComputeError):  # a file vanished under the scan
             time.sleep(0.05)
     else:
-        agg = aggregate_seeds(_read_file_by_file(points_dir, columns))
+        agg = aggregate_seeds(read_file_by_file(points_dir, columns))
     if agg.is_empty():
         raise ResultSetError(f"no successful point (status 'ok') in {points_dir}")
     return add_scaling(agg)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,13 @@ class Point:
     cores: int
     seed: int
     entropy: tuple[int, ...]
+    params_keys: tuple[str, str, str] | None = None
+    """Where the machine, mix and variant parameters of this point are found in the study's
+    ``params[group]`` mappings; None: under their names (a grid study)."""
+
+    @property
+    def param_keys(self) -> tuple[str, str, str]:
+        return self.params_keys or (self.machine, self.mix, self.variant)
 
     @property
     def key(self) -> tuple[str, str, str, int, int]:
@@ -140,34 +147,56 @@ def plan(spec: StudySpec) -> list[Point]:
     return points
 
 
-def validate(spec: StudySpec) -> None:
-    """Check every machine, mix, variant and core count with ``exitcore``'s own validation.
-
-    Each group's dicts are parsed once by their ``from_dict`` (so the error names the machine,
-    mix or variant at fault), then each core count once with the first of everything else: a
-    sum, not a product, of the axis lengths, and a bad value fails before anything is written.
-    """
+def _parsers() -> dict[str, Any]:
     from exitcore.machine import MachineProfile
     from exitcore.mix import MixParams
-    from exitcore.simulate import PointParams
     from exitcore.variant import Variant
 
-    parsers = {"machine": MachineProfile, "mix": MixParams, "variant": Variant}
-    grid = spec.grid
+    return {"machine": MachineProfile, "mix": MixParams, "variant": Variant}
+
+
+GROUP_PARSERS: tuple[str, ...] = ("machine", "mix", "variant")
+"""Groups whose parameter dicts ``exitcore`` parses (``from_dict``), in grid order."""
+
+
+def validate_params(
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    combos: Iterable[tuple[tuple[str, str, str], int]],
+) -> None:
+    """Check parameter sets and core counts with ``exitcore``'s own validation.
+
+    ``params[group][key]`` are parsed once each by their ``from_dict`` (the error names the
+    group and key at fault); each ``((machine, mix, variant) keys, cores)`` of ``combos`` is
+    then checked as one point. Raises :class:`StudyError`.
+    """
+    from exitcore.simulate import PointParams
+
+    parsers = _parsers()
     for group, parser in parsers.items():
-        for name in getattr(grid, group):
+        for key, value in params[group].items():
             try:
-                parser.from_dict(dict(spec.params[group][name]))
+                parser.from_dict(dict(value))
             except (ValueError, TypeError) as exc:
-                raise StudyError(f"{group} {name!r}: {exc}") from None
-    first = {group: spec.params[group][getattr(grid, group)[0]] for group in parsers}
-    for cores in grid.cores:
+                raise StudyError(f"{group} {key.split('@')[0]!r}: {exc}") from None
+    for keys, cores in combos:
+        machine, mix, variant = (params[g][k] for g, k in zip(GROUP_PARSERS, keys, strict=True))
         try:
             PointParams.from_dicts(
-                machine=dict(first["machine"]),
-                mix=dict(first["mix"]),
-                variant=dict(first["variant"]),
-                cores=cores,
+                machine=dict(machine), mix=dict(mix), variant=dict(variant), cores=cores
             )
         except (ValueError, TypeError) as exc:
             raise StudyError(f"cores={cores}: {exc}") from None
+
+
+def validate(spec: StudySpec) -> None:
+    """Check every machine, mix, variant and core count of a study (:func:`validate_params`).
+
+    Each core count is checked once with the first of everything else: a sum, not a product,
+    of the axis lengths, and a bad value fails before anything is written.
+    """
+    grid = spec.grid
+    first = (grid.machine[0], grid.mix[0], grid.variant[0])
+    used = {
+        group: {n: spec.params[group][n] for n in getattr(grid, group)} for group in GROUP_PARSERS
+    }
+    validate_params(used, [(first, cores) for cores in grid.cores])

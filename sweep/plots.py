@@ -41,7 +41,7 @@ _PALETTE: Final[tuple[str, ...]] = (
     "#17becf",
 )
 _MARKERS: Final[str] = "osD^v<>phX*"
-_RC: Final[dict[str, Any]] = {
+RC_PARAMS: Final[dict[str, Any]] = {
     "svg.hashsalt": "exitsweep",  # stable SVG ids: same curves, same bytes
     "svg.fonttype": "none",
     "font.size": 9,
@@ -56,7 +56,7 @@ def ordered_variants(variants: Sequence[str]) -> list[str]:
     return known + sorted(set(variants) - set(VARIANT_ORDER))
 
 
-def _style(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
+def variant_style(variants: Sequence[str]) -> dict[str, tuple[str, str]]:
     return {
         v: (_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)])
         for i, v in enumerate(ordered_variants(variants))
@@ -72,7 +72,7 @@ def figure_stem(machine: str, mix: str, kind: str) -> str:
     return f"{safe_name(machine)}__{safe_name(mix)}__{kind}"
 
 
-def _core_axis(ax: Axes, cores: Sequence[int]) -> None:
+def core_axis(ax: Axes, cores: Sequence[int]) -> None:
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(sorted(set(cores))))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -80,7 +80,7 @@ def _core_axis(ax: Axes, cores: Sequence[int]) -> None:
     ax.set_xlabel("cores")
 
 
-def _log_y(ax: Axes, base: float = 10) -> None:
+def log_y(ax: Axes, base: float = 10) -> None:
     # Plain "%g" labels: the default 10^k labels go through mathtext, which dominates render time.
     ax.set_yscale("log", base=base)
     if base == 10:
@@ -143,10 +143,10 @@ def _plot_metric(
                 markeredgewidth=1.5,
             )
     if logy:
-        _log_y(ax)
+        log_y(ax)
     _shade_what_if(ax, group)
     ax.set_ylabel(ylabel)
-    _core_axis(ax, group["cores"].to_list())
+    core_axis(ax, group["cores"].to_list())
 
 
 def _legend(fig: Figure, group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> None:
@@ -204,10 +204,10 @@ def _scaling(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
     cores = sorted(set(group["cores"].to_list()))
     ax_sp.plot(cores, [c / cores[0] for c in cores], color="0.6", linestyle=":", label="ideal")
     ax_sp.set_xscale("log", base=2)
-    _log_y(ax_sp, base=2)
+    log_y(ax_sp, base=2)
     _shade_what_if(ax_sp, group)
     ax_sp.set_ylabel("throughput speedup vs smallest core count [x]")
-    _core_axis(ax_sp, cores)
+    core_axis(ax_sp, cores)
     return fig
 
 
@@ -240,28 +240,95 @@ def _latency(group: pl.DataFrame, style: dict[str, tuple[str, str]]) -> Figure:
     return fig
 
 
-def _breakdown(group: pl.DataFrame, cores: int) -> Figure:
+OUTLIER_GAP: Final[float] = 5.0
+"""(estimate) A step of this factor between consecutive variant totals splits the breakdown.
+
+Variants of one (machine, mix, cores) differ by up to ~3x in teardown seconds in the default
+study (combined vs baseline, fork_exit on arm64 at 128 cores) and zap_first by 25-2000x: a
+shared axis would leave every other variant a sliver at the bottom. Stacked bars cannot go on
+a log axis (each segment's height would no longer be its share), hence a panel of their own.
+"""
+
+
+def split_outliers(totals: dict[str, float]) -> tuple[list[str], list[str]]:
+    """Variants drawn on the main axis and those above the largest step of totals.
+
+    The totals are sorted; when the largest ratio between two consecutive positive totals is at
+    least :data:`OUTLIER_GAP`, the variants above it are outliers. Both lists keep
+    :func:`ordered_variants` order.
+    """
+    ranked = sorted((t, v) for v, t in totals.items())
+    best, cut = 1.0, None
+    for i in range(1, len(ranked)):
+        low, high = ranked[i - 1][0], ranked[i][0]
+        if low > 0 and high / low > best:
+            best, cut = high / low, i
+    if cut is None or best < OUTLIER_GAP:
+        return ordered_variants(list(totals)), []
+    above = {v for _, v in ranked[cut:]}
+    order = ordered_variants(list(totals))
+    return [v for v in order if v not in above], [v for v in order if v in above]
+
+
+def _stacked_bars(
+    ax: Axes,
+    at: dict[str, dict[str, Any]],
+    variants: list[str],
+    metrics: Sequence[str],
+    labels: Sequence[str],
+) -> None:
+    cmap = matplotlib.colormaps["tab10"]
+    bottoms = [0.0] * len(variants)
+    for j, (metric, label) in enumerate(zip(metrics, labels, strict=True)):
+        heights = [float(at[v][f"{metric}_mean"] or 0.0) for v in variants]
+        ax.bar(range(len(variants)), heights, bottom=bottoms, color=cmap(j), label=label)
+        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+    ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
+    ax.grid(axis="x", visible=False)
+
+
+def breakdown_figure(group: pl.DataFrame, cores: int) -> Figure:
+    """Stacked teardown seconds per variant at ``cores``, by operation and by context.
+
+    Variants whose total is an outlier (:func:`split_outliers`) get a panel of their own with
+    its own y axis next to each of the two panels.
+    """
     rows = group.filter(pl.col("cores") == cores)
     variants = ordered_variants(rows["variant"].unique().to_list())
     at = {v: rows.filter(pl.col("variant") == v).row(0, named=True) for v in variants}
-    fig = Figure(figsize=(12, 4.0))
-    fig.subplots_adjust(left=0.06, right=0.85, bottom=0.24, top=0.86, wspace=0.4)
-    ax_op, ax_ctx = fig.subplots(1, 2, sharey=True)
-    cmap = matplotlib.colormaps["tab10"]
-    for ax, metrics, labels, title in (
-        (ax_op, OP_METRICS, [f"X{i}" for i in range(9)], "by operation"),
-        (ax_ctx, CTX_METRICS, ["exit", "exit + KERNEL_LOCK", "reaper"], "by context"),
-    ):
-        bottoms = [0.0] * len(variants)
-        for j, (metric, label) in enumerate(zip(metrics, labels, strict=True)):
-            heights = [float(at[v][f"{metric}_mean"] or 0.0) for v in variants]
-            ax.bar(range(len(variants)), heights, bottom=bottoms, color=cmap(j), label=label)
-            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-        ax.set_xticks(range(len(variants)), variants, rotation=30, ha="right")
+    totals = {v: sum(float(at[v][f"{m}_mean"] or 0.0) for m in OP_METRICS) for v in variants}
+    main, outliers = split_outliers(totals)
+    panels = (
+        (OP_METRICS, [f"X{i}" for i in range(9)], "by operation"),
+        (CTX_METRICS, ["exit", "exit + KERNEL_LOCK", "reaper"], "by context"),
+    )
+    if not outliers:
+        fig = Figure(figsize=(12, 4.0))
+        fig.subplots_adjust(left=0.06, right=0.85, bottom=0.24, top=0.86, wspace=0.4)
+        ax_op, ax_ctx = fig.subplots(1, 2, sharey=True)
+        pairs: list[tuple[Axes, Axes | None]] = [(ax_op, None), (ax_ctx, None)]
+    else:
+        fig = Figure(figsize=(14, 4.0))
+        fig.subplots_adjust(left=0.06, right=0.9, bottom=0.24, top=0.86, wspace=0.5)
+        axes = fig.subplots(
+            1, 4, width_ratios=[len(main), len(outliers) + 0.6, len(main), len(outliers) + 0.6]
+        )
+        axes[2].sharey(axes[0])  # op and context stacks of a variant have the same height
+        axes[3].sharey(axes[1])
+        pairs = [(axes[0], axes[1]), (axes[2], axes[3])]
+    for (ax, ax_out), (metrics, labels, title) in zip(pairs, panels, strict=True):
+        _stacked_bars(ax, at, main, metrics, labels)
         ax.set_title(f"{title}, {cores} cores")
-        ax.grid(axis="x", visible=False)
-        ax.legend(fontsize=7, frameon=False, ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax_op.set_ylabel("teardown time [s] (summed over exits)")
+        legend_ax = ax
+        if ax_out is not None:
+            _stacked_bars(ax_out, at, outliers, metrics, labels)
+            ax_out.set_title("own scale", fontsize=8)
+            ax_out.set_xlim(-0.8, len(outliers) - 0.2)
+            legend_ax = ax_out
+        legend_ax.legend(
+            fontsize=7, frameon=False, ncols=1, loc="upper left", bbox_to_anchor=(1.0, 1.0)
+        )
+    pairs[0][0].set_ylabel("teardown time [s] (summed over exits)")
     return fig
 
 
@@ -286,19 +353,19 @@ def render_figures(
     Returns, per (machine, mix), the path stem of each figure kind (add ``.png`` or ``.svg``).
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
-    style = _style(curves["variant"].unique().to_list())
+    style = variant_style(curves["variant"].unique().to_list())
     written: dict[tuple[str, str], dict[str, Path]] = {}
     groups = sorted(((str(m), str(x)), g) for (m, x), g in curves.group_by(["machine", "mix"]))
     # Check the breakdown core count everywhere before drawing anything.
     cores_by_group = {key: breakdown_cores_for(g, breakdown_cores) for key, g in groups}
-    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
+    with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]
         for (machine, mix), group in groups:
             cores = cores_by_group[(machine, mix)]
             figs = {
                 "scaling": (_scaling(group, style), "Wall time, throughput and speedup"),
                 "utilisation": (_utilisation(group, style), "Reaper and KERNEL_LOCK utilisation"),
                 "latency": (_latency(group, style), "Exit-to-parent-notified latency"),
-                "breakdown": (_breakdown(group, cores), "Teardown time per variant"),
+                "breakdown": (breakdown_figure(group, cores), "Teardown time per variant"),
             }
             stems = {}
             for kind, (fig, what) in figs.items():

@@ -1,14 +1,31 @@
-"""Progress of a study: a one-line bar on a terminal, periodic plain log lines otherwise.
+"""Progress of a study: a rich progress bar on a terminal, periodic plain log lines otherwise.
 
-Both show points done of the total, the rate over the run so far and an ETA; they go to stderr
-so stdout stays for the summary table.
+Both show points done of the total, the rate and an ETA; they go to stderr so stdout stays for
+the summary table. The bar is ``rich.progress`` (rate and ETA over its recent window); the log
+line is written here because rich has no "one plain line every N seconds" mode, and a log file
+or CI console wants exactly that: no control codes, no redraws.
 """
 
 from __future__ import annotations
 
+import atexit
 import sys
 import time
 from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichProgress
+from rich.text import Text
 
 
 def format_duration(seconds: float) -> str:
@@ -23,6 +40,14 @@ def format_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
+
+
+class _RateColumn(ProgressColumn):
+    """Points per second over rich's speed window (rich's own speed column counts bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("? points/s" if speed is None else f"{speed:.1f} points/s")
 
 
 class Progress:
@@ -44,7 +69,6 @@ class Progress:
         mode: str = "auto",
         stream: TextIO | None = None,
         log_every_s: float = 10.0,
-        width: int = 30,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         if mode == "auto":
@@ -53,43 +77,66 @@ class Progress:
         self.total = total
         self.done = 0
         self.failed = 0
-        self.width = width
         self.log_every_s = log_every_s
         self.start = time.monotonic()
-        self._last_draw = -1e9
+        self._last_log = -float("inf")  # the first update is logged at once
+        self._closed = False
+        self._bar: RichProgress | None = None
+        if mode == "bar":
+            self._bar = RichProgress(
+                TextColumn("sweep"),
+                BarColumn(bar_width=30),
+                MofNCompleteColumn(),
+                TextColumn("points"),
+                TaskProgressColumn(),
+                _RateColumn(),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[failed]}", style="red"),
+                # A bar was asked for: draw it even when the stream does not look like a terminal.
+                console=Console(file=self.stream, force_terminal=True),
+                refresh_per_second=4,
+            )
+            self._task = self._bar.add_task("points", total=total, failed="")
+            self._bar.start()
+            atexit.register(self.close)  # restore the cursor even if the study dies mid-run
 
     def update(self, points: int, failed: int = 0) -> None:
         self.done += points
         self.failed += failed
-        now = time.monotonic()
-        if self.mode == "bar" and (now - self._last_draw >= 0.1 or self.done >= self.total):
-            self._last_draw = now
-            self.stream.write("\r" + self.line(now))
-            self.stream.flush()
-        elif self.mode == "log" and now - self._last_draw >= self.log_every_s:
-            self._last_draw = now
-            self.stream.write("sweep: " + self.line(now) + "\n")
-            self.stream.flush()
+        if self._bar is not None:
+            note = f"{self.failed} failed" if self.failed else ""
+            self._bar.update(self._task, completed=self.done, failed=note)
+        elif self.mode == "log":
+            now = time.monotonic()
+            if now - self._last_log >= self.log_every_s:
+                self._last_log = now
+                self._write_log_line(now)
 
     def line(self, now: float | None = None) -> str:
+        """Points done, share, rate over the run so far, ETA and failures, as plain text."""
         elapsed = (time.monotonic() if now is None else now) - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         share = self.done / self.total if self.total else 1.0
         failed = f", {self.failed} failed" if self.failed else ""
-        text = (
+        return (
             f"{self.done}/{self.total} points ({share:.0%}), {rate:.1f} points/s, "
             f"ETA {format_duration(eta)}{failed}"
         )
-        if self.mode == "bar":
-            filled = int(share * self.width)
-            text = "[" + "#" * filled + "." * (self.width - filled) + "] " + text
-        return text
+
+    def _write_log_line(self, now: float | None = None) -> None:
+        self.stream.write("sweep: " + self.line(now) + "\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.mode == "bar":
-            self.stream.write("\r" + self.line() + "\n")
-            self.stream.flush()
+        """Draw the final state (bar) or write the final line (log); later calls do nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.stop()
+            atexit.unregister(self.close)
         elif self.mode == "log" and self.total:
-            self.stream.write("sweep: " + self.line() + "\n")
-            self.stream.flush()
+            self._write_log_line()

@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import argparse
 import html
+import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Final
 
 import polars as pl
+from rich import box
+from rich.console import Console, JustifyMethod
+from rich.table import Table
+from rich.text import Text
 
 from sweep.curves import (
     CONFIDENCE,
     CURVE_KEYS,
     KNEE_MARGINAL_EFFICIENCY,
     UTIL_SATURATED,
-    ResultSetError,
     compute_curves,
-    point_files,
     summarize,
 )
 from sweep.plots import FIGURE_KINDS, render_figures
+from sweep.store import ResultSetError, point_files
 
 FIGURE_CAPTIONS: Final[dict[str, str]] = {
     "scaling": "Wall time, throughput and speedup against cores",
@@ -98,26 +102,32 @@ def table_rows(summary: pl.DataFrame) -> list[list[str]]:
     return rows
 
 
+def plain_table(rows: Sequence[Sequence[str]], numeric: Collection[int] = ()) -> str:
+    """``rows`` (header first) as an aligned plain-text table drawn by rich, without colour.
+
+    Columns in ``numeric`` are right-aligned. The console is as wide as the table needs, so no
+    cell is wrapped or cut whatever the terminal width: the lines can be parsed back.
+    """
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="none")
+    for i, header in enumerate(rows[0]):
+        justify: JustifyMethod = "right" if i in numeric else "left"
+        table.add_column(Text(header), justify=justify, no_wrap=True)
+    for row in rows[1:]:
+        table.add_row(*(Text(cell) for cell in row))  # Text: "[...]" in a cell is not markup
+    buffer = io.StringIO()
+    Console(file=buffer, width=100_000, color_system=None, force_terminal=False).print(table)
+    return "\n".join(line.rstrip() for line in buffer.getvalue().splitlines())
+
+
 def text_table(summary: pl.DataFrame) -> str:
     """The summary as aligned plain text (what ``python -m sweep`` prints)."""
-    rows = table_rows(summary)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     numeric = {i for i, (col, _) in enumerate(COLUMNS) if col.endswith(("_max", "_baseline"))}
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in numeric else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    out = [line(rows[0]), "  ".join("-" * w for w in widths)]
-    out += [line(r) for r in rows[1:]]
-    out.append(
-        f"knee: first core count where the next grid step adds < {KNEE_MARGINAL_EFFICIENCY:g} "
-        "of linear scaling's throughput gain; bottleneck: resource >= "
-        f"{UTIL_SATURATED:g} utilised there"
+    return (
+        plain_table(table_rows(summary), numeric)
+        + "\nknee: first core count where the next grid step adds < "
+        f"{KNEE_MARGINAL_EFFICIENCY:g} of linear scaling's throughput gain; bottleneck: "
+        f"resource >= {UTIL_SATURATED:g} utilised there"
     )
-    return "\n".join(out)
 
 
 def markdown_table(summary: pl.DataFrame) -> str:

@@ -113,10 +113,15 @@ def _seeds(value: Any) -> tuple[int, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _apply_overrides(
+def apply_overrides(
     group: str, base: Mapping[str, Any], overrides: Mapping[str, Any], path: str
 ) -> dict[str, Any]:
-    """``base`` with ``overrides`` merged in; every overridden key must exist in ``base``."""
+    """``base`` with ``overrides`` merged in; every overridden key must exist in ``base``.
+
+    The grammar of a study's ``set.<group>.<param>`` and of a measurement's ``point.set``:
+    nested mappings merge key by key, anything else replaces the value. ``path`` is the
+    ``<group>.`` prefix named in the error (``set.mix.slots: unknown mix parameter; ...``).
+    """
     out = copy.deepcopy(dict(base))
     for key, value in overrides.items():
         if key not in out:
@@ -125,7 +130,7 @@ def _apply_overrides(
         if isinstance(value, Mapping):
             if not isinstance(out[key], Mapping):
                 raise StudyError(f"set.{path}{key}: {group} parameter is not a mapping")
-            out[key] = _apply_overrides(group, out[key], value, f"{path}{key}.")
+            out[key] = apply_overrides(group, out[key], value, f"{path}{key}.")
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -157,6 +162,9 @@ class RaySpec:
     task_target_s: float = 0.5
     max_tasks_in_flight: int | None = None
     chunk_points: int | None = None
+    inprocess_s: float = 2.0
+    """Local runs: compute in this process for up to this many seconds before starting Ray
+    (estimate: a local Ray takes 3-7 s to start on a 2-core machine); 0 = always Ray."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +193,8 @@ class StudySpec:
     store: StoreSpec = field(default_factory=StoreSpec)
     progress: str = "auto"
     report: bool = True
+    cache: bool = True
+    """Take points already computed under ``out`` from its point cache (:mod:`sweep.cache`)."""
     config: Mapping[str, Any] = field(default_factory=dict)
     """The resolved config as plain containers, recorded in ``study.yaml``."""
 
@@ -239,25 +249,10 @@ class StudySpec:
                 base = load_group(group, item)
                 if not isinstance(base, Mapping):
                     raise StudyError(f"{group}/{item}.yaml must hold a mapping of parameters")
-                params[group][item] = _apply_overrides(
+                params[group][item] = apply_overrides(
                     group, base, overrides.get(group) or {}, f"{group}."
                 )
-        ray_cfg = dict(config.get("ray") or {})
-        num_cpus = ray_cfg.get("num_cpus")
-        if num_cpus is not None and (
-            isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
-        ):
-            raise StudyError(f"ray.num_cpus: {num_cpus!r} is not a positive integer")
-        address = ray_cfg.get("address")
-        ray = RaySpec(
-            address=None if address in (None, "") else str(address),
-            num_cpus=num_cpus,
-            task_target_s=_positive_float("ray.task_target_s", ray_cfg.get("task_target_s", 0.5)),
-            max_tasks_in_flight=_optional_positive_int(
-                "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
-            ),
-            chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
-        )
+        ray = parse_ray(config.get("ray"))
         store_cfg = config.get("store") or {}
         store = StoreSpec(
             flush_points=_optional_positive_int(
@@ -266,15 +261,10 @@ class StudySpec:
             or 5000,
             flush_s=_positive_float("store.flush_s", store_cfg.get("flush_s", 30.0)),
         )
-        progress = str(config.get("progress", "auto"))
-        if progress not in ("auto", "bar", "log", "off"):
-            raise StudyError(f"progress: {progress!r}; allowed: auto, bar, log, off")
-        force = config.get("force", False)
-        if not isinstance(force, bool):
-            raise StudyError(f"force: {force!r} is not true or false")
-        report = config.get("report", True)
-        if not isinstance(report, bool):
-            raise StudyError(f"report: {report!r} is not true or false")
+        progress = parse_progress(config.get("progress", "auto"))
+        force = parse_bool("force", config.get("force", False))
+        report = parse_bool("report", config.get("report", True))
+        cache = parse_bool("cache", config.get("cache", True))
         return cls(
             name=name,
             out=Path(str(config.get("out", "results"))),
@@ -286,13 +276,54 @@ class StudySpec:
             store=store,
             progress=progress,
             report=report,
+            cache=cache,
             config=dict(config),
         )
+
+
+def parse_ray(value: Any) -> RaySpec:
+    """The ``ray.*`` keys of any entry point (study, validate, fit) as a :class:`RaySpec`."""
+    ray_cfg = dict(value or {})
+    num_cpus = ray_cfg.get("num_cpus")
+    if num_cpus is not None and (
+        isinstance(num_cpus, bool) or not isinstance(num_cpus, int) or num_cpus < 1
+    ):
+        raise StudyError(f"ray.num_cpus: {num_cpus!r} is not a positive integer")
+    address = ray_cfg.get("address")
+    return RaySpec(
+        address=None if address in (None, "") else str(address),
+        num_cpus=num_cpus,
+        task_target_s=_positive_float("ray.task_target_s", ray_cfg.get("task_target_s", 0.5)),
+        max_tasks_in_flight=_optional_positive_int(
+            "ray.max_tasks_in_flight", ray_cfg.get("max_tasks_in_flight")
+        ),
+        chunk_points=_optional_positive_int("ray.chunk_points", ray_cfg.get("chunk_points")),
+        inprocess_s=_non_negative_float("ray.inprocess_s", ray_cfg.get("inprocess_s", 2.0)),
+    )
+
+
+def parse_progress(value: Any) -> str:
+    progress = str(value)
+    if progress not in ("auto", "bar", "log", "off"):
+        raise StudyError(f"progress: {progress!r}; allowed: auto, bar, log, off")
+    return progress
+
+
+def parse_bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise StudyError(f"{key}: {value!r} is not true or false")
+    return value
 
 
 def _positive_float(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise StudyError(f"{key}: {value!r} is not a positive number")
+    return float(value)
+
+
+def _non_negative_float(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise StudyError(f"{key}: {value!r} is not a number >= 0")
     return float(value)
 
 

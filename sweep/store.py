@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -124,6 +125,93 @@ def read_points(study_dir: Path) -> pa.Table:
     return dataset.to_table().select(POINT_SCHEMA.names)
 
 
+# ---- reading (the one reader of the layout: curves, report and compare use it) --------
+
+
+class ResultSetError(ValueError):
+    """A result set that cannot be read: missing, empty, or without a successful point."""
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def point_files(points_dir: Path) -> list[Path]:
+    """Complete ``part-*.parquet`` files under ``points_dir``, in a stable order.
+
+    Hidden paths and temporary names are skipped by the glob itself; a file whose Parquet footer
+    cannot be read (half-written, or removed since the glob) is skipped too, so a result set still
+    being written reads as the points stored so far.
+    """
+    files = []
+    for path in sorted(points_dir.rglob("part-*.parquet")):
+        parts = path.relative_to(points_dir).parts
+        if any(p.startswith((".", "_")) for p in parts):
+            continue
+        try:
+            pq.read_metadata(path)
+        except (OSError, ValueError):
+            continue
+        files.append(path)
+    return files
+
+
+def _hive_values(path: Path, points_dir: Path) -> dict[str, str]:
+    values = {}
+    for part in path.relative_to(points_dir).parts[:-1]:
+        key, sep, value = part.partition("=")
+        if sep:
+            values[key] = unquote(value)
+    return values
+
+
+def scan_points(
+    points_dir: Path, columns: Iterable[str], files: Sequence[Path] | None = None
+) -> Any:
+    """Lazy frame of the successful rows of ``points_dir`` with only ``columns``.
+
+    ``files`` restricts the scan to some of the point files (default: :func:`point_files`).
+    Raises :class:`ResultSetError` when the directory is missing or holds no point file.
+    """
+    points_dir = Path(points_dir)
+    if not points_dir.is_dir():
+        raise ResultSetError(f"no result set: {points_dir} is not a directory")
+    files = point_files(points_dir) if files is None else list(files)
+    if not files:
+        raise ResultSetError(f"empty result set: no part-*.parquet file under {points_dir}")
+    import polars as pl  # here: Ray workers import this module for rows_table, not for reading
+
+    wanted = list(dict.fromkeys([*columns, "status"]))
+    hive_keys = [k for k in PARTITION_COLUMNS if k in _hive_values(files[0], points_dir)]
+    lf = pl.scan_parquet(
+        files,
+        hive_partitioning=bool(hive_keys),
+        hive_schema={k: pl.String for k in hive_keys} or None,
+        missing_columns="insert",
+        extra_columns="ignore",
+    )
+    names = lf.collect_schema().names()
+    missing = [c for c in wanted if c not in names and c != "status"]
+    if missing:
+        raise ResultSetError(f"result set {points_dir} lacks columns {missing}")
+    status_ok = pl.col("status") == "ok" if "status" in names else pl.lit(True)
+    return lf.filter(status_ok).select([c for c in wanted if c != "status"])
+
+
+def read_file_by_file(points_dir: Path, columns: Sequence[str]) -> Any:
+    """Fallback for a result set rewritten faster than a whole scan: skip files that vanish."""
+    import polars as pl
+
+    frames = []
+    for path in point_files(points_dir):
+        try:
+            frames.append(scan_points(points_dir, columns, [path]).collect())
+        except (OSError, pl.exceptions.ComputeError):
+            continue
+    if not frames:
+        raise ResultSetError(f"empty result set: no readable part-*.parquet under {points_dir}")
+    return pl.concat(frames, how="vertical_relaxed").lazy()
+
+
 @dataclass(frozen=True, slots=True)
 class PrepareReport:
     """What :meth:`ResultSet.prepare` found: points to compute and what it cleaned up."""
@@ -190,14 +278,36 @@ class ResultSet:
             return []
         return sorted(self.points_dir.glob("machine=*/mix=*/*.parquet"))
 
-    def prepare(self, points: Sequence[Point], force: bool) -> PrepareReport:
-        """Clean the dataset for this plan and return the points still to compute."""
+    def stored_ok_ids(self) -> set[str]:
+        """Point ids of the stored ``ok`` rows, read only (unreadable files are skipped)."""
+        ids: set[str] = set()
+        for path in self.part_files():
+            try:
+                table = pq.read_table(path, columns=["point_id", "status"])
+            except (pa.ArrowException, OSError):
+                continue
+            for pid, status in zip(*(c.to_pylist() for c in table.columns), strict=True):
+                if status == "ok":
+                    ids.add(pid)
+        return ids
+
+    def prepare(
+        self, points: Sequence[Point], force: bool, keyed_by_grid: bool = True
+    ) -> PrepareReport:
+        """Clean the dataset for this plan and return the points still to compute.
+
+        ``keyed_by_grid`` (a study): one row per grid key, a row superseded by a new parameter
+        value at the same key is dropped. Otherwise (validation and fit runs, whose points share
+        grid keys but not parameters) rows are keyed by point id alone and every ``ok`` row is
+        kept.
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.tmp_dir, ignore_errors=True)
         if force:
             shutil.rmtree(self.points_dir, ignore_errors=True)
         self.points_dir.mkdir(exist_ok=True)
         planned = {p.key: p.point_id for p in points}
+        planned_ids = {p.point_id for p in points}
         kept: set[str] = set()
         quarantined: list[Path] = []
         dropped = 0
@@ -214,9 +324,14 @@ class ResultSet:
             for pid, status, variant, cores, seed in zip(
                 *(table.column(c).to_pylist() for c in table.column_names), strict=True
             ):
-                want = planned.get((machine, mix, variant, cores, seed))
-                keep = pid not in kept and (want is None or (want == pid and status == "ok"))
-                if keep and want is not None:
+                if keyed_by_grid:
+                    want = planned.get((machine, mix, variant, cores, seed))
+                    keep = pid not in kept and (want is None or (want == pid and status == "ok"))
+                    counts = want is not None
+                else:
+                    counts = pid in planned_ids
+                    keep = pid not in kept and (status == "ok" or not counts)
+                if keep and counts:
                     kept.add(pid)
                 keep_mask.append(keep)
             if not all(keep_mask):
@@ -319,8 +434,8 @@ def _partitions(table: pa.Table) -> Iterable[tuple[tuple[str, str], pa.Table]]:
 
 
 def _partition_values(path: Path) -> tuple[str, str]:
-    mix_dir, machine_dir = path.parent, path.parent.parent
-    return machine_dir.name.split("=", 1)[1], mix_dir.name.split("=", 1)[1]
+    values = _hive_values(path, path.parent.parent.parent)
+    return values["machine"], values["mix"]
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
@@ -334,7 +449,10 @@ __all__ = [
     "HIVE_SCHEMA",
     "POINT_SCHEMA",
     "PrepareReport",
+    "ResultSetError",
     "ResultSet",
+    "point_files",
     "read_points",
+    "scan_points",
     "rows_table",
 ]

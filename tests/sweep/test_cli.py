@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from exitcore import MODEL_VERSION, presets
-from sweep.execute import Shared, compute_chunk
+from sweep.compute import Shared, compute_chunk
 from sweep.plan import plan
 from sweep.spec import StudySpec
 from sweep.store import read_points
@@ -104,7 +104,7 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
 
     second = sweep(*args, "report=false", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "12 already stored, 0 to compute" in second.stderr
+    assert "12 already stored, 0 from the cache, 0 to compute" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in (study / "points").rglob("*.parquet")} == files
 
 
@@ -235,10 +235,28 @@ def test_hydra_help_and_cfg_keep_working(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     config = yaml.safe_load(shown.stdout)
     assert config["grid"]["cores"] == "1..8" and config["study"]["name"] == "default"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_help_names_the_app_its_keys_layout_and_examples(tmp_path: Path) -> None:
     helped = sweep("--help", cwd=tmp_path)
-    assert (
-        helped.returncode == 0 and "grid" in helped.stdout and "Powered by Hydra" in helped.stdout
-    )
+    assert helped.returncode == 0, helped.stderr
+    text = helped.stdout
+    assert text.startswith("sweep: ") and "__main__" not in text and "powered by" not in text
+    for key in ("grid.machine=", "grid.mix=", "grid.variant=", "grid.cores=", "grid.seed="):
+        assert key in text
+    for written in ("1..128", "1..81x3", "8..64+8", "[1..64,80]"):  # the core range grammar
+        assert f"\n      {written} " in text
+    for key in ("set.<group>.<param>=", "study.name=", "out=", "force=true", "ray.address="):
+        assert key in text
+    assert "OUT/NAME/points/machine=<m>/mix=<x>/part-<uuid>.parquet" in text
+    examples = [ln for ln in text.splitlines() if ln.startswith("  python -m sweep study.name=")]
+    assert len(examples) == 2
+    # The names a grid can use are listed from conf/ by Hydra, not from a copy of them.
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    for group in ("machine", "mix", "variant"):
+        names = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        assert f"\n{group}: {', '.join(names)}\n" in text
     assert list(tmp_path.iterdir()) == []
 
 
@@ -265,7 +283,11 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["default-0", "default-1"]
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        ".point-cache",
+        "default-0",
+        "default-1",
+    ]
     for job, variant in enumerate(["baseline", "early_notify"]):
         stored = read_points(tmp_path / "results" / f"default-{job}")
         assert set(stored.column("variant").to_pylist()) == {variant}
@@ -297,14 +319,14 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
 
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert "0 already stored, 4 to compute" in first.stderr
+    assert "0 already stored, 0 from the cache, 4 to compute" in first.stderr
     assert comparable(read_points(study)).equals(reference(grid, {"mine": mine}, mixes=small_mix))
 
     mine = {**mine, "notify": "exit"}  # edit the user's variant only
     variant_file.write_text(yaml.safe_dump(mine))
     second = sweep(*args, cwd=tmp_path)
     assert second.returncode == 0, second.stderr
-    assert "2 already stored, 2 to compute" in second.stderr
+    assert "2 already stored, 0 from the cache, 2 to compute" in second.stderr
     final = read_points(study)
     assert final.num_rows == 4  # the superseded rows are gone
     assert comparable(final).equals(reference(grid, {"mine": mine}, mixes=small_mix))

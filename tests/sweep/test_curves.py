@@ -12,7 +12,8 @@ try:
 except ImportError:  # tests/ laid out as a package
     from tests.sweep import synthetic as syn
 
-from sweep.curves import ResultSetError, compute_curves, point_files, summarize, t_quantile
+from sweep.curves import compute_curves, summarize, t_quantile
+from sweep.store import ResultSetError, point_files
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ import pytest
 import ray.cloudpickle
 
 from exitcore import presets
-from sweep.execute import Shared, compute_chunk, exitcore_point, run
+from sweep.compute import Shared, compute_chunk, exitcore_point
+from sweep.execute import run
 from sweep.plan import Point, plan
 from sweep.spec import StudySpec
 

@@ -110,7 +110,7 @@ def test_two_concurrent_studies_in_one_result_directory_do_not_mix(
         assert driver.returncode == 0, f"{name}: {stderr}"
     assert overlapped, "alpha finished before beta wrote anything; the studies did not overlap"
 
-    assert sorted(p.name for p in out.iterdir()) == ["alpha", "beta"]
+    assert sorted(p.name for p in out.iterdir()) == [".point-cache", "alpha", "beta"]
     stored = {name: read_points(out / name) for name in grids}
     for name, table in stored.items():
         assert set(table.column("study").to_pylist()) == {name}

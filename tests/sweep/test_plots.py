@@ -13,7 +13,14 @@ except ImportError:  # tests/ laid out as a package
     from tests.sweep import synthetic as syn
 
 from sweep.curves import compute_curves
-from sweep.plots import FIGURE_KINDS, FORMATS, ordered_variants, render_figures
+from sweep.plots import (
+    FIGURE_KINDS,
+    FORMATS,
+    breakdown_figure,
+    ordered_variants,
+    render_figures,
+    split_outliers,
+)
 
 CORES = [1, 2, 4, 8, 16]
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -119,4 +126,54 @@ def test_variant_order_puts_builtins_first():
         "combined",
         "aa",
         "zz",
+    ]
+
+
+def _breakdown_curves(tmp_path, scales: dict[str, float]):
+    rows = []
+    for variant, scale in scales.items():
+        per = [syn.breakdown_metrics(scale) for _ in CORES]
+        rows += syn.curve_rows("arm64_m2", "fork_exit", variant, CORES, [1.0] * 5, per_cores=per)
+    return compute_curves(syn.write_result_set(tmp_path / "s", rows) / "points")
+
+
+def test_an_outlier_variant_gets_its_own_panel_and_scale(tmp_path):
+    # zap_first costs 50x the others (as in the real model: 25-2000x).
+    scales = {"baseline": 0.02, "pmap_purge": 0.012, "combined": 0.01, "zap_first": 1.0}
+    curves = _breakdown_curves(tmp_path, scales)
+    fig = breakdown_figure(curves, 16)
+    op, op_out, ctx, ctx_out = fig.axes
+    ticks = [[t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes]
+    assert ticks == [["baseline", "pmap_purge", "combined"], ["zap_first"]] * 2
+    # Op Xi costs scale * (i + 1), so a variant's stack is 45 * scale high (synthetic.py).
+    for main, out in ((op, op_out), (ctx, ctx_out)):
+        assert 45 * 0.02 <= main.get_ylim()[1] < 2 * 45 * 0.02
+        assert 45 * 1.0 <= out.get_ylim()[1] < 2 * 45 * 1.0
+    assert op.get_title() == "by operation, 16 cores" and ctx.get_title() == "by context, 16 cores"
+    stem = render_figures(curves, tmp_path / "f")[("arm64_m2", "fork_exit")]["breakdown"]
+    assert (stem.parent / f"{stem.name}.png").stat().st_size > 10_000
+
+
+def test_no_outlier_keeps_one_panel_each(curves):
+    fig = breakdown_figure(curves.filter(mix="fork_exit"), 16)  # totals 1x, 2x, 3x
+    assert len(fig.axes) == 2
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [
+        "baseline",
+        "zap_first",
+        "my_variant",
+    ]
+
+
+def test_split_outliers_cuts_at_the_largest_step():
+    assert split_outliers({"baseline": 1.0, "combined": 0.4, "zap_first": 50.0}) == (
+        ["baseline", "combined"],
+        ["zap_first"],
+    )
+    # A 3x spread is not an outlier; zero totals (a variant with no teardown) are not a step.
+    assert split_outliers({"baseline": 3.0, "combined": 1.0, "rip_reaper": 0.0}) == (
+        ["baseline", "combined", "rip_reaper"],
+        [],
+    )
+    assert split_outliers({"baseline": 1.0, "rip_reaper": 0.0, "zap_first": 50.0})[1] == [
+        "zap_first"
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,8 @@ def test_report_table_equals_the_dataset(study):
 def test_returned_text_table_matches_report_md(study):
     root, text = study
     md = _parse_md_table((root / "report.md").read_text())
+    header = text.splitlines()[0]
+    assert re.split(r" {2,}", header.strip()) == [h.strip() for h in list(next(iter(md.values())))]
     body = [
         ln.split() for ln in text.splitlines()[2:] if ln.split()[:1] and ln.split()[0] in MACHINES
     ]

@@ -1,0 +1,209 @@
+"""Parameter ranges: the one owner of the ``parameters:`` list of ``conf/fit/<name>.yaml``.
+
+The same list serves every tool that varies the model's constants (the bounds of
+``python -m sweep.fit``, and the ranges an uncertainty or sensitivity study samples)::
+
+    parameters:
+      - group: mix              # machine | mix | variant
+        name: kernel_build      # a preset of that group, or "*" = every preset of the group
+        param: klock_frac       # a key of the preset; nested keys with dots: arch_overrides.tlbi_ns
+        lo: 0.1
+        hi: 0.6
+        source: "2021 16-core make -j17 profile: 18 % of CPU spinning on KERNEL_LOCK"
+
+:func:`load_ranges` validates the list against the presets, :func:`apply` sets values.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sweep.errors import StudyError
+from sweep.spec import GROUPS
+
+FIELDS: tuple[str, ...] = ("group", "name", "param", "lo", "hi", "source")
+ALL = "*"
+"""``name: "*"``: the range applies to every preset of the group."""
+
+# Mappings whose keys a preset need not list: architecture cost overrides start empty ({})
+# and take any ArchProfile constant; the preset's own parser (exitcore's from_dict) rejects an
+# unknown one when the point is planned.
+OPEN_MAPPINGS: frozenset[tuple[str, str]] = frozenset({("machine", "arch_overrides")})
+
+
+@dataclass(frozen=True, slots=True)
+class ParamRange:
+    """One varied constant: ``params[group][name][param]`` in ``[lo, hi]``, and why."""
+
+    group: str
+    name: str
+    param: str
+    lo: float
+    hi: float
+    source: str
+
+    @property
+    def label(self) -> str:
+        """``group.name.param``, how tables and figures name the parameter."""
+        return f"{self.group}.{self.name}.{self.param}"
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.param.split("."))
+
+
+def load_ranges(
+    items: Any, available_presets: Mapping[str, Mapping[str, Mapping[str, Any]]]
+) -> tuple[ParamRange, ...]:
+    """Validate a ``parameters:`` list.
+
+    Parameters
+    ----------
+    items : sequence of mappings
+        The list as read from YAML.
+    available_presets : mapping group -> name -> dict
+        The parameter dicts of the presets a range may name (for ``"*"``: every preset of the
+        group that the range should apply to).
+
+    Raises
+    ------
+    StudyError
+        One line naming the entry (``parameters[2]``) and the field: an unknown field, group,
+        name or parameter for that preset, a non-numeric parameter or bound, ``lo > hi``, a
+        missing source, the same parameter twice.
+    """
+    if not isinstance(items, Sequence) or isinstance(items, str) or not items:
+        raise StudyError(
+            "parameters: give a non-empty list of {group, name, param, lo, hi, source}"
+        )
+    ranges: list[ParamRange] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, item in enumerate(items):
+        where = f"parameters[{i}]"
+        if not isinstance(item, Mapping):
+            raise StudyError(f"{where}: a mapping of {', '.join(FIELDS)}")
+        unknown = sorted(set(item) - set(FIELDS))
+        if unknown:
+            raise StudyError(f"{where}.{unknown[0]}: unknown field; allowed: {', '.join(FIELDS)}")
+        for key in FIELDS:
+            if item.get(key) is None or item.get(key) == "":
+                raise StudyError(f"{where}.{key}: missing")
+        group, name, param = item["group"], item["name"], item["param"]
+        if group not in GROUPS:
+            raise StudyError(f"{where}.group: {group!r}; allowed: {', '.join(GROUPS)}")
+        presets = available_presets.get(group, {})
+        if name != ALL and name not in presets:
+            listing = ", ".join(sorted(presets)) or "none"
+            raise StudyError(f"{where}.name: unknown {group} {name!r}; available: {listing}, *")
+        if not isinstance(param, str):
+            raise StudyError(f"{where}.param: {param!r} is not a parameter name")
+        targets = sorted(presets) if name == ALL else [name]
+        if not targets:
+            raise StudyError(f"{where}.name: no {group} preset to apply '*' to")
+        for target in targets:
+            _check_param(f"{where}.param", group, target, param, presets[target])
+        bounds = []
+        for key in ("lo", "hi"):
+            value = item[key]
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise StudyError(f"{where}.{key}: {value!r} is not a number")
+            if not math.isfinite(value):
+                raise StudyError(f"{where}.{key}: {value!r} is not a finite number")
+            bounds.append(float(value))
+        lo, hi = bounds
+        if lo > hi:
+            raise StudyError(f"{where}: lo {lo:g} > hi {hi:g}")
+        source = item["source"]
+        if not isinstance(source, str) or not source.strip():
+            raise StudyError(
+                f"{where}.source: missing; say why the range is plausible (a figure, a profile)"
+            )
+        key3 = (group, name, param)
+        if key3 in seen:
+            raise StudyError(f"{where}: {group}.{name}.{param} is already parameters[{seen[key3]}]")
+        seen[key3] = i
+        ranges.append(ParamRange(group, name, param, lo, hi, " ".join(source.split())))
+    _check_overlap(ranges)
+    return tuple(ranges)
+
+
+def _check_param(where: str, group: str, name: str, param: str, preset: Mapping[str, Any]) -> None:
+    node: Any = preset
+    keys = param.split(".")
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        if not isinstance(node, Mapping):
+            raise StudyError(f"{where}: {group} {name!r}: {'.'.join(keys[:depth])} is no mapping")
+        if key not in node:
+            if last and depth == 1 and (group, keys[0]) in OPEN_MAPPINGS:
+                return  # a new override: its name is checked by the model
+            allowed = ", ".join(sorted(str(k) for k in node))
+            prefix = ".".join(keys[:depth])
+            what = f"parameter {param!r}" if not prefix else f"key {key!r} under {prefix!r}"
+            raise StudyError(f"{where}: {group} {name!r} has no {what}; allowed: {allowed}")
+        node = node[key]
+    if isinstance(node, bool) or not isinstance(node, int | float):
+        raise StudyError(f"{where}: {group} {name!r}: {param} = {node!r} is not numeric")
+
+
+def _check_overlap(ranges: Sequence[ParamRange]) -> None:
+    """A named preset and "*" must not both set one parameter (which would win?)."""
+    wild = {(r.group, r.param) for r in ranges if r.name == ALL}
+    for r in ranges:
+        if r.name != ALL and (r.group, r.param) in wild:
+            raise StudyError(
+                f"parameters: {r.group}.{r.name}.{r.param} is also set by {r.group}.*.{r.param}"
+            )
+
+
+def apply(
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    ranges: Sequence[ParamRange],
+    values: Sequence[float],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """A deep copy of ``params[group][name]`` with each range's parameter set to its value.
+
+    Dotted parameters set nested keys; ``"*"`` applies to every preset of the group present in
+    ``params``; a range naming a preset not in ``params`` changes nothing. A parameter whose
+    current value is an integer gets the value rounded to an integer. Values are not clipped to
+    ``[lo, hi]``: that is the caller's business (an optimiser's bounds, a sampler's unit cube).
+    """
+    if len(values) != len(ranges):
+        raise ValueError(f"values: expected {len(ranges)} values, got {len(values)}")
+    out: dict[str, dict[str, dict[str, Any]]] = {
+        group: {name: copy.deepcopy(dict(p)) for name, p in presets.items()}
+        for group, presets in params.items()
+    }
+    for r, value in zip(ranges, values, strict=True):
+        presets = out.get(r.group, {})
+        names = sorted(presets) if r.name == ALL else [r.name] if r.name in presets else []
+        for name in names:
+            node: dict[str, Any] = presets[name]
+            *parents, leaf = r.keys
+            for key in parents:
+                node[key] = dict(node.get(key) or {})
+                node = node[key]
+            current = node.get(leaf)
+            is_int = isinstance(current, int) and not isinstance(current, bool)
+            node[leaf] = int(round(value)) if is_int else float(value)
+    return out
+
+
+def current_values(
+    params: Mapping[str, Mapping[str, Mapping[str, Any]]], ranges: Sequence[ParamRange]
+) -> list[float | None]:
+    """Each range's value in ``params`` (the first preset for ``"*"``); None where unset."""
+    values: list[float | None] = []
+    for r in ranges:
+        presets = params.get(r.group, {})
+        names = sorted(presets) if r.name == ALL else [r.name]
+        node: Any = presets.get(names[0]) if names else None
+        for key in r.keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        ok = isinstance(node, int | float) and not isinstance(node, bool)
+        values.append(float(node) if ok else None)
+    return values
