@@ -2,9 +2,10 @@
 
 :func:`teardown_costs` turns a batch of address spaces, a patch variant, an architecture
 profile and a core count into :class:`TeardownCosts`: nanoseconds per op (X0..X8, DESIGN.md
-section 2) and per context (``exit``, ``exit_klock``, ``reaper``), the parts held under
-KERNEL_LOCK and the page-queue lock, and operation counts. Vectorized over processes; the only
-per-entry work is a few segment sums (and the page-table occupancy of :mod:`exitcore.pagetable`).
+section 2) and per context (``exit``, ``exit_klock``, ``reaper``), the lock acquisitions the
+variant's ``locks`` make in each context (count and hold per lock), and operation counts.
+Vectorized over processes; the only per-entry work is a few segment sums (and the page-table
+occupancy of :mod:`exitcore.pagetable`).
 """
 
 from __future__ import annotations
@@ -142,6 +143,16 @@ def teardown_costs(
     threads of the process; *(estimate)*). The notification (``notify``) is always paid: in
     ``exit_klock`` when the variant notifies from exit, else in the reaper under KERNEL_LOCK.
     An op listed in several contexts runs once in each.
+
+    Locks (the variant's ``locks``; none in ``exit_klock``, whose ops are nested in its
+    KERNEL_LOCK section): X1 takes an object's lock (``vnode``, the shared object) per object
+    entry for ``object_detach_ns``, and ``klock`` per object entry for the rest of the entry's
+    work; X6 takes ``fpageq`` once per page (``percpu_page_cache: 0``) or once per that many
+    pages, holding ``fpageq_acq_ns`` plus ``fpageq_page_ns`` per page, and ``pageq`` per page
+    for ``page_free_pageq_ns``; X8 takes ``kmmap`` per thread (``uarea_kmmap_ns``) and
+    ``schedlock`` once (``wakeup_schedlock_ns``), and ``klock`` for the rest of it together with
+    the notification; any other (op, lock) pair takes the lock once over the whole op. The
+    locked holds are parts of the op's cost, not additions to it.
 
     Examples
     --------
