@@ -138,21 +138,24 @@ def teardown_costs(
         X5 = asid_flushes * asid_flush per context that runs it
         X6 = Ra * page_free (page_free_pageq of it under the page-queue lock)
         X7 = L * ptp_free                      X8 = T * proc_free + notify
+        an op costs at least the lock sections the variant's ``locks`` give it (below)
 
     ``q = min(T, cores) - 1`` remote CPUs are assumed to run the pmap on amd64 (the other
     threads of the process; *(estimate)*). The notification (``notify``) is always paid: in
     ``exit_klock`` when the variant notifies from exit, else in the reaper under KERNEL_LOCK.
     An op listed in several contexts runs once in each.
 
-    Locks (the variant's ``locks``; none in ``exit_klock``, whose ops are nested in its
-    KERNEL_LOCK section): X1 takes an object's lock (``vnode``, the shared object) per object
-    entry for ``object_detach_ns``, and ``klock`` per object entry for the rest of the entry's
-    work; X6 takes ``fpageq`` once per page (``percpu_page_cache: 0``) or once per that many
-    pages, holding ``fpageq_acq_ns`` plus ``fpageq_page_ns`` per page, and ``pageq`` per page
-    for ``page_free_pageq_ns``; X8 takes ``kmmap`` per thread (``uarea_kmmap_ns``) and
-    ``schedlock`` once (``wakeup_schedlock_ns``), and ``klock`` for the rest of it together with
-    the notification; any other (op, lock) pair takes the lock once over the whole op. The
-    locked holds are parts of the op's cost, not additions to it.
+    Locks (the variant's ``locks``): X1 takes an object's lock (``vnode``, the shared object)
+    per object entry for ``object_detach_ns``; X6 takes ``fpageq`` once per page
+    (``percpu_page_cache: 0``) or once per that many pages, holding ``fpageq_acq_ns`` plus
+    ``fpageq_page_ns`` per page, and ``pageq`` per page for ``page_free_pageq_ns``; X8 takes
+    ``kmmap`` per thread (``uarea_kmmap_ns``) and ``schedlock`` once (``wakeup_schedlock_ns``);
+    any other (op, lock) pair takes the lock once over the whole op. An op listed with
+    ``klock`` runs under KERNEL_LOCK (X1: per object entry; X8: with the notification, one
+    section), and so does any op in ``exit_klock``: its other locks are nested in that section
+    and not simulated on their own. Lock sections are parts of the op's cost; when they add up to
+    more (X6 without the per-CPU cache does the pmemrange work of every page), the op costs what
+    its sections hold.
 
     Examples
     --------
@@ -218,7 +221,9 @@ def teardown_costs(
     op_ns[:, _OP["X8"]] += arch.notify_ns
     ctx_ns[:, notify_ctx] += arch.notify_ns
 
-    lock_acq, lock_ns, final_ns = _lock_demand(spaces, variant, arch, unit)
+    lock_acq, lock_ns, final_ns, extra = _lock_demand(spaces, variant, arch, unit)
+    op_ns += extra.sum(axis=2)
+    ctx_ns += extra.sum(axis=1)
     final_ns[:, _CTX["exit_klock"]] = ctx_ns[:, _CTX["exit_klock"]]
     if not variant.notify_from_exit:
         final_ns[:, _CTX["reaper"]] += arch.notify_ns
@@ -283,11 +288,12 @@ def _tlb_costs(spaces: AddressSpaces, arch: ArchProfile, cores: int) -> tuple[Fl
 
 def _lock_demand(
     spaces: AddressSpaces, variant: Variant, arch: ArchProfile, unit: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Acquisitions and hold per context and lock of the variant's ``locks`` (see Notes of
-    :func:`teardown_costs`), and the reaper's KERNEL_LOCK part of X8 (added to its final
-    section)."""
+    :func:`teardown_costs`), the reaper's KERNEL_LOCK part of X8 (added to its final section),
+    and the work by which the lock sections exceed each op's cost, per context ``[P, 9, 3]``."""
     n = spaces.n_procs
+    extra = np.zeros((n, len(OPS), len(CONTEXTS)))
     acq = np.zeros((n, len(CONTEXTS), len(LOCKS)))
     hold = np.zeros((n, len(CONTEXTS), len(LOCKS)))
     final = np.zeros((n, len(CONTEXTS)))
@@ -299,32 +305,42 @@ def _lock_demand(
         op = OPS[op_index]
         locks = variant.op_locks[op_index]
         for ctx in contexts:
-            if ctx == "exit_klock" or not locks:
-                continue  # nested in the KERNEL_LOCK section of exit1
+            if not locks:
+                continue
             c = _CTX[ctx]
-            others = np.zeros(n)  # hold of the op's other locks: not under KERNEL_LOCK too
+            # inside a KERNEL_LOCK section (exit1's, or the op's own): no acquisitions of their own
+            nested = ctx == "exit_klock" or "klock" in locks
+            others = np.zeros(n)  # hold of the op's other locks that are part of its cost
             for lock in locks:
                 if lock == "klock":
                     continue
                 count, total = _unit_demand(op, lock, variant, arch, unit[:, op_index], pages,
                                             threads, object_entries, ones)  # fmt: skip
+                others += total
+                if nested:
+                    continue
                 lk = LOCKS.index(lock)
                 acq[:, c, lk] += count
                 hold[:, c, lk] += total
-                others += total
+            # lock sections longer than the op's own cost make the op that long (the free-page
+            # work of every page without the per-CPU cache)
+            over = np.maximum(others - unit[:, op_index], 0.0)
+            extra[:, op_index, c] += over
+            if ctx == "exit_klock":
+                continue
             if "klock" in locks:
                 if op == "X1":  # uvm_unmap_detach: KERNEL_LOCK per object entry (2024)
                     count = object_entries
-                    total = np.maximum(object_entries * arch.map_entry_ns - others, 0.0)
+                    total = object_entries * arch.map_entry_ns + over
                 else:
                     count = ones
-                    total = np.maximum(unit[:, op_index] - others, 0.0)
+                    total = unit[:, op_index] + over
                 if op == "X8" and ctx == "reaper" and not variant.notify_from_exit:
                     final[:, c] += total  # one section with the notification
                 else:
                     acq[:, c, KLOCK] += np.where(total > 0, count, 0.0)
                     hold[:, c, KLOCK] += total
-    return acq, hold, final
+    return acq, hold, final, extra
 
 
 def _unit_demand(  # noqa: PLR0913

@@ -21,7 +21,8 @@ PRESET_MACHINES = presets.load_all("machine")
 PRESET_MIXES = presets.load_all("mix")
 PRESET_VARIANTS = presets.load_all("variant")
 
-M2 = MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"])
+# without hold growth: a contended lock's stretched holds are work no segment states
+M2 = MachineProfile.from_dict({**PRESET_MACHINES["arm64_m2"], "lock_hold_growth": 0.0})
 BUILD = {
     **PRESET_MIXES["kernel_build"],
     "processes": 300,
@@ -54,7 +55,7 @@ def reaper_work(segs) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def point(mix: dict, variant: str, cores: int, seed: int = 0):  # type: ignore[no-untyped-def]
-    p = PointParams.from_dicts(PRESET_MACHINES["arm64_m2"], mix, PRESET_VARIANTS[variant], cores)
+    p = PointParams(M2, MixParams.from_dict(mix), VARIANTS[variant], cores)
     return simulate(p, np.random.default_rng(seed))
 
 
@@ -108,6 +109,19 @@ def test_cpu_time_is_conserved(mix: dict, cores: int) -> None:
     cpu_work = segs.seg_work_ns[segs.seg_kind != E.BLOCK].sum() + reaper_work(segs).sum()
     assert tot[E.A_CPU] == pytest.approx(cpu_work + spin, rel=1e-9)
     assert spin > 0  # the build contends: the check covers spinning too
+    # with hold growth the stretched holds come on top, and only then
+    grown = MachineProfile.from_dict({**PRESET_MACHINES["arm64_m2"], "lock_hold_growth": 0.05})
+    w = generate(MixParams.from_dict(mix), cores, np.random.default_rng(0))
+    v = VARIANTS["baseline"]
+    gsegs = build_segments(w, teardown_for(w, v, grown, cores), v, grown)
+    grun = E.run(
+        grown.siblings(cores), grown.smt_speed, gsegs.seg_ptr, gsegs.seg_kind, gsegs.seg_work_ns,
+        gsegs.exit_first, gsegs.rseg_ptr, gsegs.rseg_kind, gsegs.rseg_work_ns,
+        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, gsegs.lock_kinds,
+        gsegs.lock_growth, gsegs.reaper_rows,
+    )  # fmt: skip
+    gspin = grun.lock_wait_ns[gsegs.lock_kinds == E.SPIN].sum()
+    assert grun.totals_ns[E.A_CPU] > (cpu_work + gspin) * (1 + 1e-9)
     # and no CPU is held longer than the run lasts
     assert tot[E.A_CPU] <= cores * tot[E.A_HORIZON]
 
