@@ -58,10 +58,6 @@ def lock_kinds(vnode_pool: int) -> npt.NDArray[np.int8]:
     return np.asarray(kinds, np.int8)
 
 
-def n_locks(vnode_pool: int) -> int:
-    return len(LOCKS) - 1 + int(vnode_pool)
-
-
 def merge(
     counts: npt.ArrayLike, holds_ns: npt.ArrayLike, resolution_ns: float
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
