@@ -417,19 +417,21 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             if kind == BLOCK:
                 if thread_of[e] >= 0:
                     _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
-                    _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                    )  # fmt: skip
+                    if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                        _dispatch(
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        )  # fmt: skip
                 _heap_push(ht, hs, he, st, t + work, e)
                 continue
             th = thread_of[e]
             if th < 0:
                 _rq_append(rq, st, e)
-                _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                )  # fmt: skip
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
                 continue
             sb = sibling[th]
             sp = smt_speed if (sb >= 0 and busy[sb]) else 1.0
@@ -484,10 +486,12 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         _release_thread(
                             e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
                         )
-                        _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                            granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                        )  # fmt: skip
+                        if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                            _dispatch(
+                                t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
+                                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                n_proc,
+                            )  # fmt: skip
                 continue
             _heap_push(ht, hs, he, st, t + work / sp, e)
 
@@ -540,10 +544,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     _heap_push(ht, hs, he, st, t_rel, w)
             else:
                 _rq_append(rq, st, w)
-                _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                )  # fmt: skip
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
             continue
         is_proc = e < n_proc
         s = cur[e]
@@ -604,10 +609,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         _heap_push(ht, hs, he, st, t_rel, w)
                 else:
                     _rq_append(rq, st, w)
-                    _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                    )  # fmt: skip
+                    if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                        _dispatch(
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        )  # fmt: skip
         s += 1
         cur[e] = s
         if is_proc and s == exit_first[e]:
@@ -618,10 +624,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 # scheduling point: the thread goes to the head waiter, this process to the tail
                 _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
                 _rq_append(rq, st, e)
-                _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                )  # fmt: skip
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
             else:
                 nk = seg_kind[s] if is_proc else rseg_kind[s]
                 th = thread_of[e]
@@ -658,10 +665,12 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             awake[r] = True
                             st[_WAKING] += 1
                             _rq_append(rq, st, n_proc + r)
-                            _dispatch(
-                                t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                            )  # fmt: skip
+                            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                                _dispatch(
+                                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
+                                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                    n_proc,
+                                )  # fmt: skip
                             break
             else:
                 times[e, T_REAP_START] = t
@@ -682,10 +691,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, e)
             else:
                 awake[r] = False
-        _dispatch(
-            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
-            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-        )  # fmt: skip
+        if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+            _dispatch(
+                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+            )  # fmt: skip
         if notify >= 0:
             times[notify, T_NOTIFY] = t
             wall = t
