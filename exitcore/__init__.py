@@ -6,22 +6,22 @@ Polars or plotting here.
 
 from exitcore.addrspace import PLACEMENTS, AddressSpaces
 from exitcore.arch import AMD64, ARCHS, ARM64, ArchProfile
-from exitcore.machine import BUILTIN_MACHINES, MachineProfile
-from exitcore.mix import BUILTIN_MIXES, MixParams, Workload, generate
+from exitcore.locks import LOCKS
+from exitcore.machine import MachineProfile
+from exitcore.mix import MixParams, Workload, generate
 from exitcore.pagetable import table_counts_exact, table_counts_expected
 from exitcore.result import CONTEXTS, METRIC_FIELDS, OPS, PointResult
 from exitcore.simulate import PointParams, simulate
 from exitcore.teardown import TeardownCosts, teardown_costs
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+from exitcore.variant import VARIANTS, Variant
 
-MODEL_VERSION = "0.2.1"
+MODEL_VERSION = "0.3.1"
 """Bumped whenever a change can alter a simulated result; stored with every point."""
 
 __all__ = [
     "AMD64",
     "ARCHS",
     "ARM64",
-    "BUILTIN_VARIANTS",
     "CONTEXTS",
     "METRIC_FIELDS",
     "MODEL_VERSION",
@@ -36,8 +36,7 @@ __all__ = [
     "table_counts_exact",
     "table_counts_expected",
     "teardown_costs",
-    "BUILTIN_MACHINES",
-    "BUILTIN_MIXES",
+    "LOCKS",
     "MachineProfile",
     "MixParams",
     "PointParams",

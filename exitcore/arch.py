@@ -52,6 +52,16 @@ class ArchProfile:
     proc_free_ns, notify_ns : float
         X8, freeing kernel stack and proc (per thread), and notifying the parent (under
         KERNEL_LOCK).
+    fpageq_acq_ns, fpageq_page_ns : float
+        The free-page lock: hold of one acquisition (pmemrange tree lookup and update) plus
+        the hold per page moved in it (one page without the per-CPU cache, a refill or drain of
+        ``percpu_page_cache`` pages with it).
+    uarea_kmmap_ns : float
+        Hold of the kernel map lock to allocate or free one uarea (kernel stack), per thread.
+    object_detach_ns : float
+        Hold of an object's lock to detach one object map entry (part of X1).
+    wakeup_schedlock_ns : float
+        Hold of SCHED_LOCK to wake the parent (part of the notification).
     table_levels : int
         Page-table levels of a user pmap (1-4): X7 frees the tables of the lowest
         ``table_levels`` columns of :mod:`exitcore.pagetable`'s counts.
@@ -79,6 +89,11 @@ class ArchProfile:
     ptp_free_ns: float
     proc_free_ns: float
     notify_ns: float
+    fpageq_acq_ns: float = 0.0
+    fpageq_page_ns: float = 0.0
+    uarea_kmmap_ns: float = 0.0
+    object_detach_ns: float = 0.0
+    wakeup_schedlock_ns: float = 0.0
     table_levels: int = 4
 
     def __post_init__(self) -> None:
@@ -168,6 +183,17 @@ ARM64: Final = ArchProfile(
     ptp_free_ns=600.0,  # (estimate) DESIGN.md section 2
     proc_free_ns=3_000.0,  # (estimate) DESIGN.md section 2, charged per thread
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
+    # (estimate) uvm_pmr_getpages/uvm_pmr_freepages of one page: an RB-tree lookup and update of
+    # the pmemrange, a few cache misses, more when the lock's line is contended (range 100-2000 ns)
+    fpageq_acq_ns=1071.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) each further page of a refill or drain of the per-CPU cache (range 20-300 ns)
+    fpageq_page_ns=44.35,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) km_free of the uarea: an RB-tree removal in kernel_map (range 0.5-5 us)
+    uarea_kmmap_ns=3721.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) uvn_detach / uao_detach reference drop under the object's lock (range 0.1-2 us)
+    object_detach_ns=1068.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) wakeup(parent) under SCHED_LOCK: a run-queue insertion (range 0.2-2 us)
+    wakeup_schedlock_ns=1545.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (derived) OpenBSD arm64 USER_SPACE_BITS is 39: a user pmap is L1 (the root, 512 GiB),
     # L2 and L3 tables; there is no table above the 512 GiB level.
     table_levels=3,
@@ -197,6 +223,17 @@ AMD64: Final = ArchProfile(
     ptp_free_ns=600.0,  # (estimate) DESIGN.md section 2
     proc_free_ns=3_000.0,  # (estimate) DESIGN.md section 2, charged per thread
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
+    # (estimate) uvm_pmr_getpages/uvm_pmr_freepages of one page: an RB-tree lookup and update of
+    # the pmemrange, a few cache misses, more when the lock's line is contended (range 100-2000 ns)
+    fpageq_acq_ns=1071.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) each further page of a refill or drain of the per-CPU cache (range 20-300 ns)
+    fpageq_page_ns=44.35,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) km_free of the uarea: an RB-tree removal in kernel_map (range 0.5-5 us)
+    uarea_kmmap_ns=3721.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) uvn_detach / uao_detach reference drop under the object's lock (range 0.1-2 us)
+    object_detach_ns=1068.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    # (estimate) wakeup(parent) under SCHED_LOCK: a run-queue insertion (range 0.2-2 us)
+    wakeup_schedlock_ns=1545.0,  # (estimate, fitted by conf/fit/contention.yaml)
     table_levels=4,  # (derived) 48-bit user VA: PML4, PDPT, PD and PT pages
 )
 """Ryzen and EPYC class: 4-level tables, PV-list scan, IPI shootdowns."""

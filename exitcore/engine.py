@@ -1,40 +1,53 @@
-"""The event loop of the machine: hardware threads, the reaper, KERNEL_LOCK and the page-queue lock.
+"""The event loop of the machine: hardware threads, the reaper and a table of locks.
 
 Everything that makes a many-core exit slow is a queue here, never a formula keyed on the core
-count (DESIGN.md section 2):
+count (DESIGN.md sections 2 and 9):
 
 - **CPUs**: ``n_threads`` hardware threads and one FIFO run queue. Processes and reaper threads
   wait in it for a thread. A process keeps its thread across its segments and gives it up when
-  it blocks, when it has exited, and at the end of each ``USER`` segment if somebody is waiting
-  (a scheduling point: the end of a time slice or a system call). That is how the reaper, a
-  kernel thread charged to nobody, still needs a core: with every thread busy it waits its turn.
+  it blocks, when it sleeps on a lock, when it has exited, and at the end of each ``USER``
+  segment if somebody is waiting (a scheduling point: the end of a time slice or a system call).
+  That is how the reaper, a kernel thread charged to nobody, still needs a core.
 - **SMT**: ``sibling[i]`` is the other hardware thread of thread ``i``'s physical core (or -1).
-  A segment's speed is fixed when it begins (a locked segment: when it starts to spin): 1 if
-  the sibling is idle, ``smt_speed`` if it is busy (a spinning sibling counts as busy).
-  Segments are short, so fixing the speed at the start is a small approximation that keeps
-  the event list exact and cheap.
-- **KERNEL_LOCK** and the **page-queue lock**: FIFO mutexes. A ``KL`` (``PQ``) segment first
-  takes the lock, spinning on its thread while it waits (the spinner's system time, or reaper
-  time), then holds it for the segment's work.
+  A segment's speed is fixed when it begins (a locked segment: when it first asks for the lock,
+  or a sleeper when it has its thread back; the unlocked segment right after a locked one keeps
+  its speed): 1 if the sibling is idle, ``smt_speed`` if it is busy (a spinning sibling counts
+  as busy).
+- **Locks**: one table indexed by lock id (holder, a FIFO of waiters, grant time, hold, wait and
+  acquisition totals, kind), with one acquire and one release path, as SimPy's ``BaseResource``
+  owns the queue of every resource. A segment of kind ``LOCKED + l`` is system work done
+  holding lock ``l``: one acquisition. A ``SPIN`` waiter keeps its thread and is charged the
+  spinning (system time, or reaper time). A ``SLEEP`` waiter gives its thread up (the next
+  runnable entity takes it), its wait is neither user nor sys, and once granted the lock it joins
+  the run queue to get a thread again. A lock is handed to the head waiter on release (FIFO), so
+  a granted sleeper holds it while it waits for a thread: a lock's hold time is from grant to
+  release. A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
+  queued at its grant: a contended mutex's cache line bounces between the spinners, so each
+  holder's critical section runs slower (DESIGN.md section 9).
 - **Reapers**: ``n_reapers`` servers sharing one FIFO queue of exited processes (zombies). An
   idle reaper is woken when a job arrives and no awake reaper is left for it; it joins the run
   queue, takes the oldest job once it gets a thread, runs that job's segments, and gives its
   thread up after each job (re-joining the run queue at the tail if jobs are still pending).
-- **Closed chains in phases**: processes are started phase by phase; phase ``f`` has
-  ``phase_slots[f]`` slots (make -j), each slot starts the next process of the phase once the
-  previous one's parent has been notified; the next phase starts when every process of the phase
-  is notified (a barrier, or a serial step when the phase has one slot).
+- **Closed chains in phases**: phase ``f`` has ``phase_slots[f]`` slots (make -j), each slot
+  starts the next process of the phase once the previous one's parent has been notified; the
+  next phase starts when every process of the phase is notified.
+
+Accounting is done where the time is spent, each total on its own: user and system seconds of
+the processes (segments and spinning), the reaper's busy seconds (its segments and spinning),
+and, separately, the time threads are held (CPU busy). A correct run has
+``user + sys + reaper == cpu`` (tests check it).
 
 Tie-breaking (the reference in tests/exitcore/reference_sim.py follows it exactly): events are
 processed in (time, insertion order). Within one event the order of effects is fixed:
 
-- segment end: account the segment; release its lock and hand the lock to the head waiter (whose
-  segment end is scheduled now); advance; if the ended segment was ``USER`` and the run queue is
-  not empty, give the thread up (hand it to the head waiter) and join the tail; otherwise begin
-  the next segment;
+- segment end: account the segment; if it held a lock, release it and hand it to the head
+  waiter (a spinner's segment end is scheduled now; a sleeper joins the run queue and a free
+  thread is dispatched); advance; if the ended segment was ``USER`` and the run queue is not
+  empty, give the thread up (hand it to the head waiter) and join the tail; otherwise begin the
+  next segment, before any entity this event dispatched begins its own;
 - a process's last segment ends: record its exit, queue its reaper job (waking a reaper: it joins
-  the run queue and a free thread is dispatched at once), release its thread and dispatch,
-  then notify the parent if the variant notifies from exit or there is no reaper job;
+  the run queue and a free thread is dispatched at once), release its thread and dispatch, then
+  notify the parent if the variant notifies from exit or there is no reaper job;
 - a reaper job ends: release the thread, re-join the run queue if jobs are pending beyond the
   other awake reapers, dispatch, then notify the parent (unless already notified from exit);
 - notify: the slot starts the next process of its phase, or the phase ends and the next phase
@@ -43,16 +56,19 @@ processed in (time, insertion order). Within one event the order of effects is f
   thread chosen by: lowest-index free thread whose sibling is idle, else lowest-index free thread
   (without SMT any free thread is equivalent, a stack is used).
 
+One event covers a locked segment and the unlocked segment after it: the lock is released
+lazily at the end of the hold, and only a request made before then queues a release event
+(entity ``n_entities + lock``). The results are those of an event per segment.
+
 The loop is compiled with numba (``cache=True``; a pure-Python loop was far from the 500,000
-exits/s target): the first call in a fresh checkout compiles for 10-30 s, later processes (a
-test run, Ray workers on the same file system) load the cache in well under a second.
-:func:`pack_segments` lays per-process times out as segments in the same compiled way.
+exits/s target): the first call in a fresh checkout compiles for 10-30 s, later processes load
+the cache in well under a second.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -60,25 +76,30 @@ from numba import njit
 
 USER: Final = 0
 SYS: Final = 1
-KL: Final = 2
-PQ: Final = 3
-BLOCK: Final = 4
-SEGMENT_KINDS: Final[tuple[str, ...]] = ("user", "sys", "klock", "pageq", "blocked")
-"""Segment kinds: user time, unlocked system time, system time under KERNEL_LOCK, under the
-page-queue lock, and blocked time (no CPU, neither user nor sys)."""
+BLOCK: Final = 2
+LOCKED: Final = 3
+"""Segment kinds: user time, unlocked system time, blocked time (no CPU, neither user nor sys),
+and ``LOCKED + l``: system time holding lock ``l`` (one acquisition)."""
+
+SPIN: Final = 0
+SLEEP: Final = 1
+"""Lock kinds: a spinning waiter keeps its CPU; a sleeping waiter gives it up."""
 
 # Per-process timestamps (columns of EngineRun.times_ns).
 T_START, T_EXIT, T_EXIT_END, T_REAP_START, T_REAP_END, T_NOTIFY = range(6)
 # Accumulators (EngineRun.totals_ns).
-A_USER, A_SYS, A_REAPER, A_KL_HOLD, A_KL_WAIT, A_PQ_HOLD, A_PQ_WAIT, A_CPU, A_WALL, A_HORIZON = (
-    range(10)
-)
+A_USER, A_SYS, A_REAPER, A_CPU, A_WALL, A_HORIZON = range(6)
+N_TOTALS: Final = 6
 
 # Integer state slots.
-_FREE, _RQ_HEAD, _RQ_LEN, _KL_HOLDER, _KLQ_HEAD, _KLQ_LEN = 0, 1, 2, 3, 4, 5
-_PQ_HOLDER, _PQQ_HEAD, _PQQ_LEN, _ZQ_HEAD, _ZQ_LEN, _WAKING = 6, 7, 8, 9, 10, 11
-_HEAP_N, _SEQ, _PHASE, _NEXT, _DONE, _STACK_TOP, _TODO_HEAD, _TODO_LEN = range(12, 20)
-_N_STATE = 20
+_FREE, _RQ_HEAD, _RQ_LEN, _ZQ_HEAD, _ZQ_LEN, _WAKING = 0, 1, 2, 3, 4, 5
+_HEAP_N, _SEQ, _PHASE, _NEXT, _DONE, _STACK_TOP, _TODO_HEAD, _TODO_LEN = range(6, 14)
+_N_STATE = 14
+
+
+def locked(lock: int) -> int:
+    """Segment kind of work holding lock ``lock``."""
+    return LOCKED + int(lock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +112,22 @@ class EngineRun:
         Per process: start, exit (first exit segment begins), exit end (becomes a zombie), reaper
         job start, reaper job end, parent notified. Without a reaper job the two reaper columns
         equal the exit end.
-    totals_ns : float64[10]
-        user, sys, reaper busy, KERNEL_LOCK hold, KERNEL_LOCK wait (spin, every spinner),
-        page-queue hold, page-queue wait, CPU busy (thread-held time), wall (last notification),
-        horizon (last event).
+    totals_ns : float64[6]
+        user, sys (segments and spinning of the processes), reaper busy (its segments and
+        spinning), CPU busy (thread-held time, accounted separately), wall (last
+        notification), horizon (last event).
+    lock_hold_ns, lock_wait_ns : float64[L]
+        Per lock: time held (grant to release) and time waited (request to grant, spinners and
+        sleepers).
+    lock_acquisitions : int64[L]
+        Per lock: acquisitions granted.
     """
 
     times_ns: npt.NDArray[np.float64]
     totals_ns: npt.NDArray[np.float64]
+    lock_hold_ns: npt.NDArray[np.float64]
+    lock_wait_ns: npt.NDArray[np.float64]
+    lock_acquisitions: npt.NDArray[np.int64]
 
 
 @njit(cache=True)
@@ -162,6 +191,12 @@ def _todo_append(todo, st, e):  # type: ignore[no-untyped-def]
     st[_TODO_LEN] += 1
 
 
+@njit(cache=True, inline="always")
+def _rq_append(rq, st, e):  # type: ignore[no-untyped-def]
+    rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], rq.shape[0])] = e
+    st[_RQ_LEN] += 1
+
+
 @njit(cache=True)
 def _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt):  # type: ignore[no-untyped-def]
     th = thread_of[e]
@@ -190,6 +225,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
     times,
     cur,
     rseg_ptr,
+    rrow,
     todo,
     n_proc,
 ):
@@ -219,7 +255,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
         st[_FREE] -= 1
         thread_of[w] = pick
         granted_at[w] = t
-        if w >= n_proc:
+        if w >= n_proc and job_of[w - n_proc] < 0:
             # a reaper got a thread: it takes the oldest pending job
             st[_WAKING] -= 1
             job = zq[st[_ZQ_HEAD]]
@@ -227,8 +263,42 @@ def _dispatch(  # type: ignore[no-untyped-def]
             st[_ZQ_LEN] -= 1
             job_of[w - n_proc] = job
             times[job, T_REAP_START] = t
-            cur[w] = rseg_ptr[job]
+            cur[w] = rseg_ptr[rrow[job]]
         _todo_append(todo, st, w)
+
+
+@njit(cache=True, inline="always")
+def _acquire(lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since):  # type: ignore[no-untyped-def]
+    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO."""
+    if lk_holder[lk] < 0:
+        lk_holder[lk] = e
+        lk_grant[lk] = t
+        lk_acq[lk] += 1
+        return True
+    n = lk_q.shape[1]
+    lk_q[lk, _wrap(lk_head[lk] + lk_len[lk], n)] = e
+    lk_len[lk] += 1
+    wait_since[e] = t
+    return False
+
+
+@njit(cache=True, inline="always")
+def _release(  # type: ignore[no-untyped-def]
+    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since
+):
+    """Release lock ``lk`` and hand it to the head waiter; returns that waiter or -1."""
+    lk_hold[lk] += t - lk_grant[lk]
+    if lk_len[lk] == 0:
+        lk_holder[lk] = -1
+        return -1
+    w = lk_q[lk, lk_head[lk]]
+    lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
+    lk_len[lk] -= 1
+    lk_holder[lk] = w
+    lk_grant[lk] = t
+    lk_acq[lk] += 1
+    lk_wait[lk] += t - wait_since[w]
+    return w
 
 
 @njit(cache=True)
@@ -242,10 +312,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     rseg_ptr,
     rseg_kind,
     rseg_work,
+    rrow,
     notify_from_exit,
     phase_ptr,
     phase_slots,
     n_reapers,
+    lk_kind,
+    lk_growth,
 ):
     n_threads = sibling.shape[0]
     has_smt = False
@@ -255,16 +328,17 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     n_proc = seg_ptr.shape[0] - 1
     n_ent = n_proc + n_reapers
     n_phase = phase_slots.shape[0]
+    n_locks = lk_kind.shape[0]
 
     st = np.zeros(_N_STATE, np.int64)
-    acc = np.zeros(10)
+    acc = np.zeros(N_TOTALS)
     times = np.zeros((n_proc, 6))
     times[:, T_EXIT] = -1.0
 
     cur = np.zeros(n_ent, np.int64)
     thread_of = np.full(n_ent, -1, np.int64)
     granted_at = np.zeros(n_ent)
-    spin_since = np.zeros(n_ent)
+    wait_since = np.zeros(n_ent)
     speed = np.ones(n_ent)
     job_of = np.full(n_reapers, -1, np.int64)
     awake = np.zeros(n_reapers, np.bool_)
@@ -275,16 +349,29 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     st[_STACK_TOP] = n_threads
     st[_FREE] = n_threads
     rq = np.empty(n_ent, np.int64)
-    klq = np.empty(n_ent, np.int64)
-    pqq = np.empty(n_ent, np.int64)
     zq = np.empty(max(n_proc, 1), np.int64)
-    ht = np.empty(n_ent + 1)
-    hs = np.empty(n_ent + 1, np.int64)
-    he = np.empty(n_ent + 1, np.int64)
+    ht = np.empty(n_ent + n_locks + 1)
+    hs = np.empty(n_ent + n_locks + 1, np.int64)
+    he = np.empty(n_ent + n_locks + 1, np.int64)
     todo = np.empty(2 * n_ent + 2, np.int64)
     starts = np.empty(n_proc + 1, np.int64)
-    st[_KL_HOLDER] = -1
-    st[_PQ_HOLDER] = -1
+    # the lock table
+    lk_holder = np.full(n_locks, -1, np.int64)
+    lk_head = np.zeros(n_locks, np.int64)
+    lk_len = np.zeros(n_locks, np.int64)
+    # at most every live entity waits on one lock: the largest phase's processes and the reapers
+    cap = n_reapers
+    for f in range(n_phase):
+        cap = max(cap, min(phase_slots[f], phase_ptr[f + 1] - phase_ptr[f]) + n_reapers)
+    lk_q = np.empty((n_locks, min(cap, n_ent)), np.int64)
+    lk_grant = np.zeros(n_locks)
+    lk_hold = np.zeros(n_locks)
+    lk_wait = np.zeros(n_locks)
+    lk_acq = np.zeros(n_locks, np.int64)
+    lk_lazy = np.zeros(n_locks, np.bool_)  # the holder's release is not an event (yet)
+    lk_until = np.zeros(n_locks)  # ... and happens at this time
+    lk_event = np.zeros(n_locks, np.bool_)  # a release event (entity n_ent + lock) is queued
+    stretch = np.ones(n_ent)  # hold-time factor of each entity's current locked segment
 
     t = 0.0
     wall = 0.0
@@ -330,75 +417,139 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             if kind == BLOCK:
                 if thread_of[e] >= 0:
                     _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
-                    _dispatch(
-                        t,
-                        st,
-                        rq,
-                        busy,
-                        sibling,
-                        has_smt,
-                        free_stack,
-                        thread_of,
-                        granted_at,
-                        zq,
-                        job_of,
-                        times,
-                        cur,
-                        rseg_ptr,
-                        todo,
-                        n_proc,
-                    )
+                    if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                        _dispatch(
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        )  # fmt: skip
                 _heap_push(ht, hs, he, st, t + work, e)
                 continue
             th = thread_of[e]
             if th < 0:
-                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
-                st[_RQ_LEN] += 1
-                _dispatch(
-                    t,
-                    st,
-                    rq,
-                    busy,
-                    sibling,
-                    has_smt,
-                    free_stack,
-                    thread_of,
-                    granted_at,
-                    zq,
-                    job_of,
-                    times,
-                    cur,
-                    rseg_ptr,
-                    todo,
-                    n_proc,
-                )
+                _rq_append(rq, st, e)
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
                 continue
             sb = sibling[th]
             sp = smt_speed if (sb >= 0 and busy[sb]) else 1.0
             speed[e] = sp
-            if kind == KL:
-                if st[_KL_HOLDER] < 0:
-                    st[_KL_HOLDER] = e
-                    _heap_push(ht, hs, he, st, t + work / sp, e)
+            if kind >= LOCKED:
+                lk = kind - LOCKED
+                if lk_lazy[lk] and lk_until[lk] <= t and lk_len[lk] == 0:
+                    # the lazy holder has let go by now
+                    lk_hold[lk] += lk_until[lk] - lk_grant[lk]
+                    lk_holder[lk] = -1
+                    lk_lazy[lk] = False
+                if lk_holder[lk] == e or _acquire(
+                    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since
+                ):
+                    # e holds lk from t: one event for it and the unlocked work after (lazy release)
+                    rs = cur[e]
+                    if e < n_proc:
+                        rw = seg_work[rs]
+                        rend = seg_ptr[e + 1]
+                        rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                    else:
+                        rw = rseg_work[rs]
+                        rend = rseg_ptr[rrow[job_of[e - n_proc]] + 1]
+                        rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                    stretch[e] = rf
+                    rw = rw * rf
+                    t_rel = t + rw / sp
+                    if rnk == SYS:
+                        acc[A_SYS if e < n_proc else A_REAPER] += rw / sp
+                        lk_lazy[lk] = True
+                        lk_until[lk] = t_rel
+                        if (
+                            lk_len[lk] > 0
+                        ):  # somebody is already waiting (queued while a sleeper held it)
+                            lk_event[lk] = True
+                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                        cur[e] = rs + 1
+                        if e < n_proc:
+                            if rs + 1 == exit_first[e]:
+                                times[e, T_EXIT] = t_rel
+                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / sp, e)
+                        else:
+                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / sp, e)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel, e)
                 else:
-                    klq[_wrap(st[_KLQ_HEAD] + st[_KLQ_LEN], n_ent)] = e
-                    st[_KLQ_LEN] += 1
-                    spin_since[e] = t
-            elif kind == PQ:
-                if st[_PQ_HOLDER] < 0:
-                    st[_PQ_HOLDER] = e
-                    _heap_push(ht, hs, he, st, t + work / sp, e)
-                else:
-                    pqq[_wrap(st[_PQQ_HEAD] + st[_PQQ_LEN], n_ent)] = e
-                    st[_PQQ_LEN] += 1
-                    spin_since[e] = t
-            else:
-                _heap_push(ht, hs, he, st, t + work / sp, e)
+                    if lk_lazy[lk] and not lk_event[lk]:
+                        lk_event[lk] = True
+                        _heap_push(ht, hs, he, st, lk_until[lk], n_ent + lk)
+                    if lk_kind[lk] == SLEEP:
+                        _release_thread(
+                            e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
+                        )
+                        if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                            _dispatch(
+                                t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
+                                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                n_proc,
+                            )  # fmt: skip
+                continue
+            _heap_push(ht, hs, he, st, t + work / sp, e)
 
         if st[_HEAP_N] == 0:
             break
         t, e = _heap_pop(ht, hs, he, st)
         last = t
+        if e >= n_ent:
+            # a lazily held lock is let go and handed to its head waiter
+            lk = e - n_ent
+            lk_event[lk] = False
+            lk_lazy[lk] = False
+            w = _release(
+                lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
+                wait_since,
+            )  # fmt: skip
+            if lk_kind[lk] == SPIN:
+                acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
+                # w holds lk from t: one event for it and the unlocked work after (lazy release)
+                rs = cur[w]
+                if w < n_proc:
+                    rw = seg_work[rs]
+                    rend = seg_ptr[w + 1]
+                    rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                else:
+                    rw = rseg_work[rs]
+                    rend = rseg_ptr[rrow[job_of[w - n_proc]] + 1]
+                    rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                stretch[w] = rf
+                rw = rw * rf
+                t_rel = t + rw / speed[w]
+                if rnk == SYS:
+                    acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
+                    lk_lazy[lk] = True
+                    lk_until[lk] = t_rel
+                    if (
+                        lk_len[lk] > 0
+                    ):  # somebody is already waiting (queued while a sleeper held it)
+                        lk_event[lk] = True
+                        _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                    cur[w] = rs + 1
+                    if w < n_proc:
+                        if rs + 1 == exit_first[w]:
+                            times[w, T_EXIT] = t_rel
+                        _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                else:
+                    _heap_push(ht, hs, he, st, t_rel, w)
+            else:
+                _rq_append(rq, st, w)
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
+            continue
         is_proc = e < n_proc
         s = cur[e]
         if is_proc:
@@ -407,61 +558,95 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         else:
             kind = rseg_kind[s]
             work = rseg_work[s]
-        if kind == USER:
-            acc[A_USER] += work / speed[e]
-        elif kind == KL:
-            acc[A_KL_HOLD] += work / speed[e]
-            st[_KL_HOLDER] = -1
-            if st[_KLQ_LEN] > 0:
-                w = klq[st[_KLQ_HEAD]]
-                st[_KLQ_HEAD] = _wrap(st[_KLQ_HEAD] + 1, n_ent)
-                st[_KLQ_LEN] -= 1
-                st[_KL_HOLDER] = w
-                acc[A_KL_WAIT] += t - spin_since[w]
-                wwork = seg_work[cur[w]] if w < n_proc else rseg_work[cur[w]]
-                _heap_push(ht, hs, he, st, t + wwork / speed[w], w)
-        elif kind == PQ:
-            acc[A_PQ_HOLD] += work / speed[e]
-            st[_PQ_HOLDER] = -1
-            if st[_PQQ_LEN] > 0:
-                w = pqq[st[_PQQ_HEAD]]
-                st[_PQQ_HEAD] = _wrap(st[_PQQ_HEAD] + 1, n_ent)
-                st[_PQQ_LEN] -= 1
-                st[_PQ_HOLDER] = w
-                acc[A_PQ_WAIT] += t - spin_since[w]
-                wwork = seg_work[cur[w]] if w < n_proc else rseg_work[cur[w]]
-                _heap_push(ht, hs, he, st, t + wwork / speed[w], w)
+        if kind != BLOCK:
+            dur = work / speed[e] if kind < LOCKED else work * stretch[e] / speed[e]
+            if not is_proc:
+                acc[A_REAPER] += dur
+            elif kind == USER:
+                acc[A_USER] += dur
+            else:
+                acc[A_SYS] += dur
+        if kind >= LOCKED:
+            lk = kind - LOCKED
+            w = _release(
+                lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
+                wait_since,
+            )  # fmt: skip
+            if w >= 0:
+                if lk_kind[lk] == SPIN:
+                    acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
+                    # w holds lk from t: one event for it and the unlocked work after (lazy release)
+                    rs = cur[w]
+                    if w < n_proc:
+                        rw = seg_work[rs]
+                        rend = seg_ptr[w + 1]
+                        rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
+                    else:
+                        rw = rseg_work[rs]
+                        rend = rseg_ptr[rrow[job_of[w - n_proc]] + 1]
+                        rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
+                    rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
+                    stretch[w] = rf
+                    rw = rw * rf
+                    t_rel = t + rw / speed[w]
+                    if rnk == SYS:
+                        acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
+                        lk_lazy[lk] = True
+                        lk_until[lk] = t_rel
+                        if (
+                            lk_len[lk] > 0
+                        ):  # somebody is already waiting (queued while a sleeper held it)
+                            lk_event[lk] = True
+                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                        cur[w] = rs + 1
+                        if w < n_proc:
+                            if rs + 1 == exit_first[w]:
+                                times[w, T_EXIT] = t_rel
+                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                        else:
+                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                    else:
+                        _heap_push(ht, hs, he, st, t_rel, w)
+                else:
+                    _rq_append(rq, st, w)
+                    if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                        _dispatch(
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        )  # fmt: skip
         s += 1
         cur[e] = s
         if is_proc and s == exit_first[e]:
             times[e, T_EXIT] = t
-        end = seg_ptr[e + 1] if is_proc else rseg_ptr[job_of[e - n_proc] + 1]
+        end = seg_ptr[e + 1] if is_proc else rseg_ptr[rrow[job_of[e - n_proc]] + 1]
         if s < end:
             if kind == USER and st[_RQ_LEN] > 0 and seg_kind[s] != BLOCK:
                 # scheduling point: the thread goes to the head waiter, this process to the tail
                 _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
-                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
-                st[_RQ_LEN] += 1
-                _dispatch(
-                    t,
-                    st,
-                    rq,
-                    busy,
-                    sibling,
-                    has_smt,
-                    free_stack,
-                    thread_of,
-                    granted_at,
-                    zq,
-                    job_of,
-                    times,
-                    cur,
-                    rseg_ptr,
-                    todo,
-                    n_proc,
-                )
+                _rq_append(rq, st, e)
+                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                    _dispatch(
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    )  # fmt: skip
             else:
-                _todo_append(todo, st, e)
+                nk = seg_kind[s] if is_proc else rseg_kind[s]
+                th = thread_of[e]
+                if (nk == USER or nk == SYS) and th >= 0:
+                    # the common case, begun here: what the work list would do first
+                    sb = sibling[th]
+                    sp = smt_speed if (sb >= 0 and busy[sb]) else 1.0
+                    speed[e] = sp
+                    nw = seg_work[s] if is_proc else rseg_work[s]
+                    _heap_push(ht, hs, he, st, t + nw / sp, e)
+                    continue
+                # it goes on at once: before the entities this event dispatched
+                h = st[_TODO_HEAD] - 1
+                if h < 0:
+                    h += todo.shape[0]
+                st[_TODO_HEAD] = h
+                todo[h] = e
+                st[_TODO_LEN] += 1
             continue
 
         # the entity is done: a process finished exiting, or a reaper finished a job
@@ -470,7 +655,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             times[e, T_EXIT_END] = t
             if times[e, T_EXIT] < 0.0:
                 times[e, T_EXIT] = t
-            has_job = rseg_ptr[e + 1] > rseg_ptr[e]
+            has_job = rseg_ptr[rrow[e] + 1] > rseg_ptr[rrow[e]]
             if has_job:
                 zq[_wrap(st[_ZQ_HEAD] + st[_ZQ_LEN], zq.shape[0])] = e
                 st[_ZQ_LEN] += 1
@@ -479,26 +664,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         if not awake[r]:
                             awake[r] = True
                             st[_WAKING] += 1
-                            rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = n_proc + r
-                            st[_RQ_LEN] += 1
-                            _dispatch(
-                                t,
-                                st,
-                                rq,
-                                busy,
-                                sibling,
-                                has_smt,
-                                free_stack,
-                                thread_of,
-                                granted_at,
-                                zq,
-                                job_of,
-                                times,
-                                cur,
-                                rseg_ptr,
-                                todo,
-                                n_proc,
-                            )
+                            _rq_append(rq, st, n_proc + r)
+                            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                                _dispatch(
+                                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
+                                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                    n_proc,
+                                )  # fmt: skip
                             break
             else:
                 times[e, T_REAP_START] = t
@@ -510,35 +682,20 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             r = e - n_proc
             p = job_of[r]
             times[p, T_REAP_END] = t
-            acc[A_REAPER] += t - granted_at[e]
             job_of[r] = -1
             if not notify_from_exit:
                 notify = p
             _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
             if st[_ZQ_LEN] > st[_WAKING]:
                 st[_WAKING] += 1
-                rq[_wrap(st[_RQ_HEAD] + st[_RQ_LEN], n_ent)] = e
-                st[_RQ_LEN] += 1
+                _rq_append(rq, st, e)
             else:
                 awake[r] = False
-        _dispatch(
-            t,
-            st,
-            rq,
-            busy,
-            sibling,
-            has_smt,
-            free_stack,
-            thread_of,
-            granted_at,
-            zq,
-            job_of,
-            times,
-            cur,
-            rseg_ptr,
-            todo,
-            n_proc,
-        )
+        if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+            _dispatch(
+                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+            )  # fmt: skip
         if notify >= 0:
             times[notify, T_NOTIFY] = t
             wall = t
@@ -562,26 +719,31 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         n_starts += 1
                     st[_NEXT] = first + k
 
+    for lk in range(n_locks):
+        if lk_lazy[lk]:
+            lk_hold[lk] += lk_until[lk] - lk_grant[lk]
     acc[A_WALL] = wall
     acc[A_HORIZON] = last
-    acc[A_SYS] = acc[A_CPU] - acc[A_REAPER] - acc[A_USER]
-    return times, acc
+    return times, acc, lk_hold, lk_wait, lk_acq
 
 
 def run(
     sibling: npt.NDArray[np.int64],
     smt_speed: float,
     seg_ptr: npt.NDArray[np.int64],
-    seg_kind: npt.NDArray[np.int8],
+    seg_kind: npt.NDArray[np.int16],
     seg_work_ns: npt.NDArray[np.float64],
     exit_first: npt.NDArray[np.int64],
     rseg_ptr: npt.NDArray[np.int64],
-    rseg_kind: npt.NDArray[np.int8],
+    rseg_kind: npt.NDArray[np.int16],
     rseg_work_ns: npt.NDArray[np.float64],
     notify_from_exit: bool,
     phase_ptr: npt.NDArray[np.int64],
     phase_slots: npt.NDArray[np.int64],
     n_reapers: int,
+    lock_kinds: npt.NDArray[np.int8],
+    lock_growth: npt.NDArray[np.float64] | None = None,
+    reaper_rows: npt.NDArray[np.int64] | None = None,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -591,13 +753,15 @@ def run(
         SMT sibling of each hardware thread, -1 for none.
     smt_speed : float
         Speed of a thread whose sibling is busy, in (0, 1].
-    seg_ptr, seg_kind, seg_work_ns : int64[P+1], int8[S], float64[S]
-        Each process's segments (CSR, processes in start order): kind (``USER``..``BLOCK``)
-        and work in nanoseconds at full speed. Every process has at least one segment.
+    seg_ptr, seg_kind, seg_work_ns : int64[P+1], int16[S], float64[S]
+        Each process's segments (CSR, processes in start order): kind (``USER``, ``SYS``,
+        ``BLOCK`` or ``LOCKED + l``) and work in nanoseconds at full speed. Every process has at
+        least one segment.
     exit_first : int64[P]
         Index of each process's first exit segment (``seg_ptr[p+1]`` if none).
-    rseg_ptr, rseg_kind, rseg_work_ns : int64[P+1], int8[R], float64[R]
-        Each process's reaper job (``SYS``, ``KL`` or ``PQ`` segments; empty = no reaper job).
+    rseg_ptr, rseg_kind, rseg_work_ns : int64[J+1], int16[R], float64[R]
+        Reaper jobs (``SYS`` or ``LOCKED + l`` segments; empty = no reaper job), one row per
+        process unless ``reaper_rows`` says which row each process's job is.
     notify_from_exit : bool
         The parent is notified when the process finishes exiting, not after its reaper job.
     phase_ptr, phase_slots : int64[F+1], int64[F]
@@ -605,8 +769,18 @@ def run(
         closed chains.
     n_reapers : int
         Reaper threads.
+    lock_kinds : int8[L]
+        ``SPIN`` or ``SLEEP`` for each lock id.
+    reaper_rows : int64[P], optional
+        Row of ``rseg_ptr`` holding each process's reaper job (processes sharing an address
+        space share a job layout); default one row per process.
+    lock_growth : float64[L], optional
+        Per lock, the fraction by which an acquisition's hold grows for each waiter queued when
+        it is granted (the lock's cache line bouncing between spinners); default 0.
     """
     n_proc = seg_ptr.shape[0] - 1
+    lock_kinds = np.ascontiguousarray(lock_kinds, np.int8)
+    n_locks = lock_kinds.shape[0]
     if sibling.ndim != 1 or sibling.shape[0] < 1:
         raise ValueError("sibling: expected a non-empty 1-d array of thread indices")
     if not 0.0 < smt_speed <= 1.0:
@@ -618,90 +792,45 @@ def run(
     if n_proc > 0 and np.any(seg_kind[seg_ptr[1:] - 1] == BLOCK):
         raise ValueError("seg_kind: a process cannot end blocked (it exits on a CPU)")
     if np.any(np.isin(rseg_kind, (USER, BLOCK))):
-        raise ValueError("rseg_kind: reaper segments must be sys, klock or pageq")
+        raise ValueError("rseg_kind: reaper segments must be sys or locked")
+    if np.any(lock_kinds > SLEEP) or np.any(lock_kinds < SPIN):
+        raise ValueError("lock_kinds: expected SPIN (0) or SLEEP (1) per lock")
+    rows = np.arange(n_proc) if reaper_rows is None else np.ascontiguousarray(reaper_rows, np.int64)
+    if rows.shape != (n_proc,) or (
+        n_proc and (rows.min() < 0 or rows.max() >= rseg_ptr.shape[0] - 1)
+    ):
+        raise ValueError("reaper_rows: expected one row of rseg_ptr per process")
+    growth = (
+        np.zeros(n_locks) if lock_growth is None else np.ascontiguousarray(lock_growth, np.float64)
+    )
+    if growth.shape != (n_locks,) or np.any(growth < 0) or not np.all(np.isfinite(growth)):
+        raise ValueError("lock_growth: expected one finite value >= 0 per lock")
+    for name, kinds in (("seg_kind", seg_kind), ("rseg_kind", rseg_kind)):
+        if kinds.size and (kinds.min() < 0 or kinds.max() >= LOCKED + n_locks):
+            raise ValueError(f"{name}: a locked segment names a lock id >= {n_locks}")
     if phase_ptr.shape[0] != phase_slots.shape[0] + 1 or phase_ptr[-1] != n_proc:
         raise ValueError("phase_ptr: expected F+1 offsets ending at the process count")
     if np.any(phase_slots < 1):
         raise ValueError("phase_slots: every phase needs at least one slot")
-    times, totals = _simulate(
+    times, totals, hold, wait, acq = _simulate(
         np.ascontiguousarray(sibling, np.int64),
         float(smt_speed),
         np.ascontiguousarray(seg_ptr, np.int64),
-        np.ascontiguousarray(seg_kind, np.int8),
+        np.ascontiguousarray(seg_kind, np.int16),
         np.ascontiguousarray(seg_work_ns, np.float64),
         np.ascontiguousarray(exit_first, np.int64),
         np.ascontiguousarray(rseg_ptr, np.int64),
-        np.ascontiguousarray(rseg_kind, np.int8),
+        np.ascontiguousarray(rseg_kind, np.int16),
         np.ascontiguousarray(rseg_work_ns, np.float64),
+        rows,
         bool(notify_from_exit),
         np.ascontiguousarray(phase_ptr, np.int64),
         np.ascontiguousarray(phase_slots, np.int64),
         int(n_reapers),
+        lock_kinds,
+        growth,
     )
-    return EngineRun(times_ns=times, totals_ns=totals)
-
-
-@njit(cache=True)
-def _pack(head_ns, head_kinds, piece_ns, piece_kinds, pieces, tail_ns, tail_kinds):  # type: ignore[no-untyped-def]
-    n = piece_ns.shape[0]
-    ptr = np.zeros(n + 1, np.int64)
-    tail_first = np.zeros(n, np.int64)
-    for p in range(n):
-        c = 0
-        for j in range(head_ns.shape[1]):
-            if head_ns[p, j] > 0.0:
-                c += 1
-        for j in range(piece_ns.shape[1]):
-            if piece_ns[p, j] > 0.0:
-                c += pieces
-        for j in range(tail_ns.shape[1]):
-            if tail_ns[p, j] > 0.0:
-                c += 1
-        ptr[p + 1] = ptr[p] + c
-    kinds = np.empty(ptr[n], np.int8)
-    work = np.empty(ptr[n])
-    for p in range(n):
-        i = ptr[p]
-        for j in range(head_ns.shape[1]):
-            if head_ns[p, j] > 0.0:
-                kinds[i] = head_kinds[j]
-                work[i] = head_ns[p, j]
-                i += 1
-        for _ in range(pieces):
-            for j in range(piece_ns.shape[1]):
-                if piece_ns[p, j] > 0.0:
-                    kinds[i] = piece_kinds[j]
-                    work[i] = piece_ns[p, j]
-                    i += 1
-        tail_first[p] = i
-        for j in range(tail_ns.shape[1]):
-            if tail_ns[p, j] > 0.0:
-                kinds[i] = tail_kinds[j]
-                work[i] = tail_ns[p, j]
-                i += 1
-    return ptr, kinds, work, tail_first
-
-
-def pack_segments(
-    head_ns: npt.NDArray[np.float64],
-    head_kinds: npt.NDArray[np.int8],
-    piece_ns: npt.NDArray[np.float64],
-    piece_kinds: npt.NDArray[np.int8],
-    pieces: int,
-    tail_ns: npt.NDArray[np.float64],
-    tail_kinds: npt.NDArray[np.int8],
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int8], npt.NDArray[np.float64], Any]:
-    """CSR segments, per process: the positive columns of ``head_ns[P, H]``, then ``pieces``
-    repeats of the positive columns of ``piece_ns[P, K]``, then the positive columns of
-    ``tail_ns[P, T]``; also the index of each process's first tail segment. Zero-length
-    segments are dropped."""
-    n = piece_ns.shape[0]
-    return _pack(
-        np.ascontiguousarray(head_ns, np.float64).reshape(n, -1),
-        np.ascontiguousarray(head_kinds, np.int8),
-        np.ascontiguousarray(piece_ns, np.float64).reshape(n, -1),
-        np.ascontiguousarray(piece_kinds, np.int8),
-        int(pieces),
-        np.ascontiguousarray(tail_ns, np.float64).reshape(n, -1),
-        np.ascontiguousarray(tail_kinds, np.int8),
-    )
+    return EngineRun(
+        times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,
+        lock_acquisitions=acq,
+    )  # fmt: skip

@@ -1,6 +1,6 @@
 """Machine profiles: how many CPUs, how SMT siblings share a core, how many reapers.
 
-A profile is data (``BUILTIN_MACHINES`` mirrors ``conf/machine/*.yaml``). Besides the counts it
+A profile is data (a preset: ``exitcore/presets/machine/*.yaml``). Besides the counts it
 carries the few estimate-grade constants that make one machine differ from the reference machine
 the mixes are written for (the Apple M2 of calibration targets 4 and 5):
 
@@ -16,6 +16,10 @@ the mixes are written for (the Apple M2 of calibration targets 4 and 5):
   block); storage latency, synchronous metadata writes and the like otherwise.
 - ``smt_gain``: extra throughput a busy sibling adds to a core: two busy siblings each run at
   ``(1 + smt_gain) / 2`` of full speed.
+- ``lock_hold_growth``: how much a spin lock's critical section slows down per CPU spinning on
+  it (its cache line bouncing between them): an acquisition granted with ``k`` waiters queued
+  holds the lock ``1 + lock_hold_growth * k`` times as long. A property of the machine's
+  coherence fabric (0 on a small die, larger across a big mesh).
 
 Hardware-thread numbering follows the common convention: thread ``i`` and ``i + physical_cores``
 are siblings. A point simulates ``cores`` threads ``0..cores-1``; threads beyond the machine's
@@ -28,76 +32,12 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from exitcore.arch import ARCHS, ArchProfile
-
-BUILTIN_MACHINES: Final[dict[str, dict[str, Any]]] = {
-    "arm64_m2": {
-        "name": "arm64_m2",
-        "arch": "arm64",
-        "physical_cores": 8,  # (published) Apple M2: 4 performance + 4 efficiency cores
-        "hardware_threads": 8,  # (published) no SMT
-        "smt_gain": 0.0,
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 1.0,  # (derived) the reference machine of the mixes
-        "kernel_speed": 1.0,  # (derived) the reference machine of the mixes
-        # (estimate) the builds of targets 4 and 5 ran from the page cache: 7.79 of 8 cores
-        # busy leaves no room for waiting on storage
-        "io_op_s": 0.0,
-        "arch_overrides": {},
-    },
-    "amd64_ryzen8845": {
-        "name": "amd64_ryzen8845",
-        "arch": "amd64",
-        "physical_cores": 8,  # (published) Ryzen 7 8845HS: 8 cores / 16 threads
-        "hardware_threads": 16,  # (published)
-        "smt_gain": 0.25,  # (estimate) typical SMT uplift on compile workloads
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6 (user 544.57 s
-        # with the M2's kernel_build)
-        "cpu_speed": 0.6238,
-        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6's sys: amd64
-        # system calls cost relatively more than user code next to the M2 (mitigations, IPIs).
-        "kernel_speed": 0.587,
-        # (estimate, fitted by conf/fit/calibration.yaml) calibration target 6: 6.0 of 16
-        # threads busy leaves each compiler ~0.65 s blocked (its 200 I/O operations,
-        # kernel_build's io_ops), where the M2 build kept 7.79 of 8 cores busy. ~3 ms per
-        # operation is slow for NVMe reads but fits synchronous FFS metadata writes (no
-        # softdep) on a cold tree; it also absorbs any other wait of that build the model does
-        # not simulate (make's dependency order). The most doubtful constant of the profile.
-        "io_op_s": 0.003313,
-        "arch_overrides": {},
-    },
-    "arm64_altra80": {
-        "name": "arm64_altra80",
-        "arch": "arm64",
-        "physical_cores": 80,  # (published) Ampere Altra Q80: 80 Neoverse N1 cores
-        "hardware_threads": 80,  # (published) no SMT
-        "smt_gain": 0.0,
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 0.6,  # (estimate) an N1 core at 3 GHz against an M2 core
-        "kernel_speed": 0.6,  # (estimate) as cpu_speed
-        "io_op_s": 0.0,  # (estimate) a server with ample RAM builds from the page cache
-        "arch_overrides": {},
-    },
-    "amd64_epyc192": {
-        "name": "amd64_epyc192",
-        "arch": "amd64",
-        "physical_cores": 96,  # (published) EPYC 9654: 96 cores / 192 threads
-        "hardware_threads": 192,  # (published)
-        "smt_gain": 0.25,  # (estimate) as amd64_ryzen8845
-        "reapers": 1,  # (derived) OpenBSD has one reaper thread
-        "cpu_speed": 0.55,  # (estimate) Zen 4 at 3.7 GHz, scaled from amd64_ryzen8845
-        "kernel_speed": 0.5,  # (estimate) scaled from amd64_ryzen8845
-        "io_op_s": 0.0,  # (estimate) a server with ample RAM builds from the page cache
-        "arch_overrides": {},
-    },
-}
-"""Built-in machine profiles as plain dicts (the same content as ``conf/machine/*.yaml``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +61,8 @@ class MachineProfile:
         The same for non-exit system time, > 0.
     io_op_s : float
         Blocked seconds per I/O operation of a mix, >= 0 and finite.
+    lock_hold_growth : float
+        Fractional growth of a spin lock's hold per queued waiter, >= 0.
     arch_overrides : Mapping[str, float]
         Constants merged onto the base architecture profile.
     """
@@ -134,6 +76,7 @@ class MachineProfile:
     cpu_speed: float = 1.0
     kernel_speed: float = 1.0
     io_op_s: float = 0.0
+    lock_hold_growth: float = 0.0
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -156,6 +99,10 @@ class MachineProfile:
             raise ValueError(f"kernel_speed: expected a value > 0, got {self.kernel_speed!r}")
         if not 0.0 <= self.io_op_s < float("inf"):
             raise ValueError(f"io_op_s: expected a finite value >= 0, got {self.io_op_s!r}")
+        if not 0.0 <= self.lock_hold_growth < float("inf"):
+            raise ValueError(
+                f"lock_hold_growth: expected a finite value >= 0, got {self.lock_hold_growth!r}"
+            )
         object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
         self.arch_profile()  # unknown override names fail here, naming the field
 

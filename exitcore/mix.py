@@ -1,7 +1,8 @@
 """Process mixes: what a workload's processes do before they exit, and how their parents wait.
 
-A mix is a plain mapping of parameters (``BUILTIN_MIXES`` mirrors ``conf/mix/*.yaml``) turned into
-a frozen :class:`MixParams`; :func:`generate` draws one :class:`Workload` from it.
+A mix is a plain mapping of parameters (a preset: ``exitcore/presets/mix/*.yaml``, read by
+:mod:`exitcore.presets`) turned into a frozen :class:`MixParams`; :func:`generate` draws one
+:class:`Workload` from it.
 
 Shape of a workload (DESIGN.md section 5):
 
@@ -9,17 +10,26 @@ Shape of a workload (DESIGN.md section 5):
   run one after the other on ``slots`` chains (make -j; ``slots: null`` means one per core).
   Between two phases ``serial_per_barrier`` processes run on one chain (a directory's archive
   step, genassym), and ``serial_tail`` processes end the run on one chain (the link).
-- **Each process** has user time (lognormal, median ``user_s_median``), non-exit system time
-  ``sys_s_fixed + sys_per_user * user`` (fork, exec, system calls, faults) of which
-  ``klock_frac`` runs under KERNEL_LOCK and ``pageq_frac`` under the page-queue lock, and
-  I/O operations (files opened, read, written), done first (reading its inputs): ``io_ops`` for
-  a process of the mix's mean user time, in proportion to user time for the others (a compile
-  runs longer because it parses more headers). The mix only counts them: what one costs in
-  blocked time (neither user nor sys) is the machine's ``io_op_s`` (0 when the files sit in the
-  page cache), so the same mix blocks long on a machine with slow storage and not at all on one
-  that builds from memory. The CPU time is cut into ``pieces`` bursts, each ``user, sys,
-  KERNEL_LOCK sys, page-queue sys``, so locked sections are interleaved with computation as
-  system calls are.
+- **Each process** has user time (lognormal, median ``user_s_median``), system time outside the
+  listed locks ``sys_s_fixed + sys_per_user * user`` (fork, exec, system calls, faults), and I/O
+  operations (files opened, read, written), done first (reading its inputs): ``io_ops`` for a
+  process of the mix's mean user time, in proportion to user time for the others (a compile
+  runs longer because it parses more headers). What one I/O costs in blocked time (neither user
+  nor sys) is the machine's ``io_op_s``. User time is cut into ``pieces`` bursts (scheduling
+  points).
+- **Its lock demand** is a count of acquisitions and a hold per acquisition for each lock
+  (:mod:`exitcore.locks`), added to its system time; counts follow the work. ``syscalls`` system
+  calls for a process of the mean user time (in proportion to user time otherwise), of which
+  ``klock_syscall_frac`` take KERNEL_LOCK for ``klock_hold_us`` each; ``schedlock_per_syscall``
+  SCHED_LOCK acquisitions per system call; ``pageq_per_page`` page-queue lock acquisitions per
+  resident page; ``faults_per_page`` page allocations per anonymous page resident at exit, all
+  but the last freed again during the process's life (the free-page lock: its acquisitions
+  depend on the variant's ``percpu_page_cache`` and are priced by the architecture);
+  ``kmmap_acq`` kernel-map acquisitions (fork's uarea, exec); ``vnode_acq``
+  object/vnode lock acquisitions at the mean user time, ``vnode_shared_frac`` of them on the one
+  object every job shares (the compiler binary and common headers, pool lock 0), the rest on a
+  pool lock of the process's own (``vnode_pool`` locks in all). ``lock_resolution_us`` is the
+  model's resolution for short acquisitions (:func:`exitcore.locks.merge`).
 - **Its address space** at exit: resident MB, anonymous share, virtual MB, map entries,
   threads, drawn uniformly from the given ranges, with a resident-page placement pattern.
   File-backed pages are shared by as many processes as run at once (``sharers``: ``slots``).
@@ -51,169 +61,6 @@ PLACEMENT_WEIGHTS: Final[dict[str, tuple[float, float, float]]] = {
 """Per-entry placement probabilities (dense, uniform, clustered) for each ``placement`` name."""
 PLACEMENTS: Final[tuple[str, ...]] = tuple(PLACEMENT_WEIGHTS)
 
-BUILTIN_MIXES: Final[dict[str, dict[str, Any]]] = {
-    "kernel_build": {
-        "name": "kernel_build",
-        "processes": 2000,  # (estimate) DESIGN.md section 5: ~2,000 compiler processes
-        "processes_per_slot": 0,
-        "slots": None,  # (derived) make -j<cores>
-        # "fitted": the output of `python -m sweep.fit fit=calibration` (conf/fit/calibration.yaml:
-        # targets 4-7 of DESIGN.md section 6, seeds 0-2), rounded to 4 digits; the fit spec gives
-        # each one's plausible range and its source.
-        "user_s_median": 0.15,  # (estimate, fitted) ~324 s of user time over 2,000 compilers
-        "user_s_sigma": 0.35,  # (estimate) lognormal spread of compile times
-        "sys_s_fixed": 0.001,  # (estimate) fork + exec + wait
-        "sys_per_user": 0.3057,  # (estimate, fitted) non-exit system time per user second
-        # (estimate, fitted) share of that system time under KERNEL_LOCK: high enough that the
-        # lock is busy most of the build, as the 2021 make -j17 profile (18 % of CPU spinning)
-        # suggests, so the work pmap_deactivate moves under it makes the others spin (target 5)
-        "klock_frac": 0.5035,
-        "pageq_frac": 0.05,  # (estimate) fault path under the page-queue lock
-        # (estimate) files one compile opens, reads or writes: the ~100-150 headers an OpenBSD
-        # kernel .c includes, include-path lookups, its .o and .d
-        "io_ops": 200.0,
-        "pieces": 32,  # (estimate) bursts per process: how often it takes the locks
-        "phases": 1,  # (estimate) the kernel's objects build in one make invocation
-        "serial_per_barrier": 0,
-        "serial_tail": 1,  # (estimate) the final link
-        "serial_user_s": 0.1,  # (estimate) the link's user time
-        # (estimate) DESIGN.md gives 40-150 MB; the minimum lowered by hand and the maximum
-        # (fitted) so the reaper's share of the M2's CPU stays inside the ~13 CPU-seconds
-        # target 4 leaves free
-        "rss_mb_min": 38.5,
-        "rss_mb_max": 117.0,
-        "anon_frac_min": 0.6,  # (estimate) DESIGN.md section 5
-        "anon_frac_max": 0.7,  # (estimate) DESIGN.md section 5
-        "va_mb_min": 512.0,  # (estimate) DESIGN.md section 5
-        "va_mb_max": 2048.0,  # (estimate) DESIGN.md section 5
-        "map_entries_min": 300,  # (estimate) DESIGN.md section 5
-        "map_entries_max": 1500,  # (estimate) DESIGN.md section 5
-        "threads": 1,
-        "placement": "mixed",
-        # (estimate) 64 drawn spaces: ~4 % sampling error on a build's teardown totals, under
-        # 0.3 % on its real/user/sys (checked on seeds 0-5), 4x cheaper than 256
-        "address_space_templates": 64,
-    },
-    "fork_exit": {
-        "name": "fork_exit",
-        "processes": 0,
-        "processes_per_slot": 200,  # (estimate) enough exits per slot for a steady state
-        "slots": None,  # (derived) one lmbench loop per core
-        "user_s_median": 20e-6,  # (estimate) the child exits at once
-        "user_s_sigma": 0.1,
-        "sys_s_fixed": 60e-6,  # (estimate) lmbench fork+exit+wait on a small process
-        "sys_per_user": 0.0,
-        "klock_frac": 0.2,  # (estimate) fork and wait4 still take KERNEL_LOCK
-        "pageq_frac": 0.05,  # (estimate)
-        "io_ops": 0.0,  # (derived) the child exits at once, it reads nothing
-        "pieces": 1,
-        "phases": 1,
-        "serial_per_barrier": 0,
-        "serial_tail": 0,
-        "serial_user_s": 0.0,
-        "rss_mb_min": 0.5,  # (estimate) a tiny static child
-        "rss_mb_max": 1.0,
-        "anon_frac_min": 0.3,
-        "anon_frac_max": 0.5,
-        "va_mb_min": 8.0,
-        "va_mb_max": 16.0,
-        "map_entries_min": 20,
-        "map_entries_max": 40,
-        "threads": 1,
-        "placement": "dense",
-        "address_space_templates": 64,
-    },
-    "configure": {
-        "name": "configure",
-        "processes": 3000,  # (estimate) a configure script's shells, seds and cc -E
-        "processes_per_slot": 0,
-        "slots": 1,  # (derived) one serial chain: pure latency
-        "user_s_median": 0.002,  # (estimate)
-        "user_s_sigma": 1.0,
-        "sys_s_fixed": 0.0005,  # (estimate) fork + exec + wait
-        "sys_per_user": 0.5,
-        "klock_frac": 0.2,
-        "pageq_frac": 0.05,
-        # (estimate) a shell, sed or cc -E opens a few files: conftest.c, a header, config.log
-        "io_ops": 4.0,
-        "pieces": 2,
-        "phases": 1,
-        "serial_per_barrier": 0,
-        "serial_tail": 0,
-        "serial_user_s": 0.0,
-        "rss_mb_min": 2.0,
-        "rss_mb_max": 12.0,
-        "anon_frac_min": 0.3,
-        "anon_frac_max": 0.6,
-        "va_mb_min": 16.0,
-        "va_mb_max": 64.0,
-        "map_entries_min": 30,
-        "map_entries_max": 120,
-        "threads": 1,
-        "placement": "dense",
-        "address_space_templates": 64,
-    },
-    "sparse_mmap": {
-        "name": "sparse_mmap",
-        "processes": 0,
-        "processes_per_slot": 20,  # (estimate)
-        "slots": None,
-        "user_s_median": 0.001,  # (estimate) map 4 GB, touch a handful of pages, exit
-        "user_s_sigma": 0.2,
-        "sys_s_fixed": 0.0002,
-        "sys_per_user": 0.2,
-        "klock_frac": 0.2,
-        "pageq_frac": 0.05,
-        "io_ops": 0.0,  # (derived) it maps anonymous memory, touches it and exits
-        "pieces": 1,
-        "phases": 1,
-        "serial_per_barrier": 0,
-        "serial_tail": 0,
-        "serial_user_s": 0.0,
-        "rss_mb_min": 0.028,  # (derived) 7 pages of 4 KiB, calibration target 1
-        "rss_mb_max": 0.028,
-        "anon_frac_min": 1.0,
-        "anon_frac_max": 1.0,
-        "va_mb_min": 4096.0,  # (derived) a 4 GB mapping, calibration target 1
-        "va_mb_max": 4096.0,
-        "map_entries_min": 10,
-        "map_entries_max": 20,
-        "threads": 1,
-        "placement": "uniform",
-        "address_space_templates": 64,
-    },
-    "big_rss": {
-        "name": "big_rss",
-        "processes": 0,
-        "processes_per_slot": 1,  # (estimate) one worker per core exits at shutdown
-        "slots": None,
-        "user_s_median": 1.0,  # (estimate)
-        "user_s_sigma": 0.1,
-        "sys_s_fixed": 0.001,
-        "sys_per_user": 0.05,
-        "klock_frac": 0.1,
-        "pageq_frac": 0.05,
-        "io_ops": 0.0,  # (estimate) workers shut down from memory; the mix studies teardown
-        "pieces": 4,
-        "phases": 1,
-        "serial_per_barrier": 0,
-        "serial_tail": 0,
-        "serial_user_s": 0.0,
-        "rss_mb_min": 4096.0,  # (estimate) DESIGN.md section 5: 4-16 GB resident
-        "rss_mb_max": 16384.0,
-        "anon_frac_min": 0.9,
-        "anon_frac_max": 1.0,
-        "va_mb_min": 16384.0,  # (estimate) the largest resident set fits its mapping
-        "va_mb_max": 24576.0,
-        "map_entries_min": 200,
-        "map_entries_max": 800,
-        "threads": 8,
-        "placement": "dense",
-        "address_space_templates": 64,
-    },
-}
-"""Built-in mixes as plain dicts (the same content as ``conf/mix/*.yaml``)."""
-
 _INT_FIELDS: Final = (
     "processes",
     "processes_per_slot",
@@ -225,6 +72,7 @@ _INT_FIELDS: Final = (
     "map_entries_max",
     "threads",
     "address_space_templates",
+    "vnode_pool",
 )
 
 
@@ -247,8 +95,21 @@ class MixParams:
     user_s_sigma: float
     sys_s_fixed: float
     sys_per_user: float
-    klock_frac: float
-    pageq_frac: float
+    syscalls: float
+    klock_syscall_frac: float
+    klock_hold_us: float
+    schedlock_per_syscall: float
+    schedlock_hold_us: float
+    faults_per_page: float
+    pageq_per_page: float
+    pageq_hold_us: float
+    kmmap_acq: float
+    kmmap_hold_us: float
+    vnode_acq: float
+    vnode_hold_us: float
+    vnode_pool: int
+    vnode_shared_frac: float
+    lock_resolution_us: float
     io_ops: float
     pieces: int
     phases: int
@@ -291,11 +152,15 @@ class MixParams:
                 raise ValueError(f"{name}: expected >= 1, got {getattr(self, name)}")
         if not self.user_s_median > 0:
             raise ValueError(f"user_s_median: expected > 0, got {self.user_s_median}")
-        if self.klock_frac + self.pageq_frac > 1.0:
-            raise ValueError(
-                "klock_frac: klock_frac + pageq_frac must be <= 1, got "
-                f"{self.klock_frac} + {self.pageq_frac}"
-            )
+        for name in ("klock_syscall_frac", "vnode_shared_frac"):
+            if getattr(self, name) > 1.0:
+                raise ValueError(
+                    f"{name}: expected a fraction in [0, 1], got {getattr(self, name)}"
+                )
+        if self.vnode_pool < 1:
+            raise ValueError(f"vnode_pool: expected >= 1, got {self.vnode_pool}")
+        if self.faults_per_page < 1.0:
+            raise ValueError(f"faults_per_page: expected >= 1, got {self.faults_per_page}")
         for lo, hi in (
             ("rss_mb_min", "rss_mb_max"),
             ("anon_frac_min", "anon_frac_max"),
@@ -342,14 +207,23 @@ class Workload:
 
     Attributes
     ----------
-    user_s, sys_s, klock_s, pageq_s : float64[P]
-        Non-exit times on the reference machine: user, unlocked system, system under
-        KERNEL_LOCK, system under the page-queue lock.
+    user_s, sys_s : float64[P]
+        Non-exit times on the reference machine: user, and system time outside the locks.
+    lock_counts : float64[P, 6]
+        Acquisitions of each built-in lock (:data:`exitcore.locks.LOCKS` order; ``vnode`` all
+        pool locks together), except the ``fpageq`` column: pages allocated and freed before the
+        exit (the variant's per-CPU cache decides how many acquisitions they take).
+    lock_hold_s : float64[6]
+        Hold per acquisition on the reference machine (``fpageq``: 0, priced by the arch).
+    vnode_own : int64[P]
+        Pool lock of each process's own objects (0 when ``vnode_pool`` is 1).
+    vnode_pool, vnode_shared_frac, lock_resolution_s :
+        The mix's pool size, shared share and resolution.
     io_ops : float64[P]
         I/O operations of each process (an expected count, so not an integer); the machine
         prices them in blocked time.
     pieces : int
-        Bursts each process's time is cut into.
+        Bursts each process's user time is cut into.
     resident_pages, anon_pages, virtual_pages, map_entries, threads, sharers : int64[P]
         The address space at exit (4 KiB pages).
     placement : str
@@ -363,8 +237,12 @@ class Workload:
 
     user_s: npt.NDArray[np.float64]
     sys_s: npt.NDArray[np.float64]
-    klock_s: npt.NDArray[np.float64]
-    pageq_s: npt.NDArray[np.float64]
+    lock_counts: npt.NDArray[np.float64]
+    lock_hold_s: npt.NDArray[np.float64]
+    vnode_own: npt.NDArray[np.int64]
+    vnode_pool: int
+    vnode_shared_frac: float
+    lock_resolution_s: float
     io_ops: npt.NDArray[np.float64]
     pieces: int
     resident_pages: npt.NDArray[np.int64]
@@ -440,14 +318,14 @@ def generate(mix: MixParams, cores: int, rng: np.random.Generator) -> Workload:
     if n > 1 and z.std() > 0:
         z = (z - z.mean()) / z.std()
     user = median * np.exp(mix.user_s_sigma * z)
-    non_exit_sys = mix.sys_s_fixed + mix.sys_per_user * user
-    klock = mix.klock_frac * non_exit_sys
-    pageq = mix.pageq_frac * non_exit_sys
-    sys_unlocked = non_exit_sys - klock - pageq
-    # a process's I/O grows with its work (a compile's time is mostly parsing what it
-    # includes): io_ops is the count of a process of the mix's mean user time
+    sys_unlocked = mix.sys_s_fixed + mix.sys_per_user * user
+    # a process's I/O and system calls grow with its work (a compile's time is mostly parsing
+    # what it includes): io_ops, syscalls and vnode_acq are counts of a process of the mean
+    # user time
     mean_user = mix.user_s_median * np.exp(mix.user_s_sigma**2 / 2)
-    io_ops = mix.io_ops * user / mean_user
+    work = user / mean_user
+    io_ops = mix.io_ops * work
+    syscalls = mix.syscalls * work
 
     rss_pages = np.maximum(
         1, np.rint(rng.uniform(mix.rss_mb_min, mix.rss_mb_max, n) * _PAGES_PER_MB)
@@ -480,11 +358,42 @@ def generate(mix: MixParams, cores: int, rng: np.random.Generator) -> Workload:
         placement_weights=PLACEMENT_WEIGHTS[mix.placement],
     )
     rss_pages, anon, va_pages, entries = (a[space_of] for a in (rss_pages, anon, va_pages, entries))
+    lock_counts = np.stack(
+        [
+            syscalls * mix.klock_syscall_frac,
+            syscalls * mix.schedlock_per_syscall,
+            (2.0 * mix.faults_per_page - 1.0) * anon,
+            rss_pages * mix.pageq_per_page,
+            np.full(n, mix.kmmap_acq),
+            mix.vnode_acq * work,
+        ],
+        axis=1,
+    )
+    us = 1e-6
+    lock_hold = np.array(
+        [
+            mix.klock_hold_us * us,
+            mix.schedlock_hold_us * us,
+            0.0,
+            mix.pageq_hold_us * us,
+            mix.kmmap_hold_us * us,
+            mix.vnode_hold_us * us,
+        ]
+    )
+    vnode_own = (
+        rng.integers(1, mix.vnode_pool, n).astype(np.int64)
+        if mix.vnode_pool > 1
+        else np.zeros(n, np.int64)
+    )
     return Workload(
         user_s=user,
         sys_s=sys_unlocked,
-        klock_s=klock,
-        pageq_s=pageq,
+        lock_counts=lock_counts,
+        lock_hold_s=lock_hold,
+        vnode_own=vnode_own,
+        vnode_pool=mix.vnode_pool,
+        vnode_shared_frac=mix.vnode_shared_frac,
+        lock_resolution_s=mix.lock_resolution_us * us,
         io_ops=io_ops,
         pieces=mix.pieces,
         resident_pages=rss_pages,

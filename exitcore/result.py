@@ -23,7 +23,12 @@ class PointResult:
 
     Times are seconds of simulated time; counts are totals over every exit of the workload.
     ``user_s`` and ``sys_s`` are what time(1) charges to the processes: exit-context work and
-    lock spinning are the spinner's system time; reaper work is charged to nobody.
+    lock spinning are the spinner's system time; reaper work is charged to nobody (a reaper
+    spinning on a lock is busy: it holds a CPU). Per lock of :data:`exitcore.locks.LOCKS`:
+    ``<lock>_hold_s`` (grant to release), ``<lock>_wait_s`` (request to grant, spinning or
+    asleep) and ``<lock>_util`` (hold over the horizon; ``vnode``: sums over the pool, the
+    utilisation of its busiest lock). ``cpu_idle_s`` is CPU-seconds no entity held a thread
+    until the horizon.
     """
 
     wall_s: float
@@ -34,9 +39,23 @@ class PointResult:
     klock_hold_s: float
     klock_wait_s: float
     klock_util: float
+    schedlock_hold_s: float
+    schedlock_wait_s: float
+    schedlock_util: float
+    fpageq_hold_s: float
+    fpageq_wait_s: float
+    fpageq_util: float
     pageq_hold_s: float
     pageq_wait_s: float
+    pageq_util: float
+    kmmap_hold_s: float
+    kmmap_wait_s: float
+    kmmap_util: float
+    vnode_hold_s: float
+    vnode_wait_s: float
+    vnode_util: float
     cpu_util: float
+    cpu_idle_s: float
     exits: int
     exits_per_s: float
     notify_latency_mean_s: float

@@ -2,24 +2,26 @@
 
 ``simulate(params, rng)`` draws the workload (:func:`exitcore.mix.generate`), prices each drawn
 address space's teardown once (:func:`exitcore.teardown.teardown_costs`, expected page-table
-path; processes sharing a drawn space share its costs), lays each process out as a list of
-segments and runs the event loop (:mod:`exitcore.engine`).
+path; processes sharing a drawn space share its costs), lays each process out as segments
+(:mod:`exitcore.segments`) and runs the event loop (:mod:`exitcore.engine`) on the lock table of
+:mod:`exitcore.locks`.
 
-Segments of one process, in order: its blocked time (reading its inputs: the mix's ``io_ops``
-times the machine's ``io_op_s``), then ``pieces`` times ``[user, sys, sys under KERNEL_LOCK,
-sys under the page-queue lock]`` (the mix's non-exit times: user divided by the machine's
-``cpu_speed``, system times by ``kernel_speed``), then the exit: the ``exit``
-context's work without lock, its page-queue part, then the ``exit_klock`` context under
-KERNEL_LOCK (when the variant notifies from exit, the parent is woken at the end of it). The
-reaper job: the ``reaper`` context's unlocked work, its page-queue part, then its KERNEL_LOCK
-part (the parent notification, last). Zero-length segments are dropped. Teardown costs are the
-architecture's nanoseconds and are not scaled.
+A process: its blocked time (the mix's ``io_ops`` times the machine's ``io_op_s``), then its
+user time (divided by the machine's ``cpu_speed``) in ``pieces`` bursts and its non-exit system
+time (divided by ``kernel_speed``) cut at its lock acquisitions (the mix's counts and holds; its
+page allocations take the free-page lock once per page, or once per ``percpu_page_cache`` pages,
+priced by the architecture), then the exit: the ``exit`` context's work cut at its acquisitions
+(the variant's ``locks``), then the ``exit_klock`` context as one KERNEL_LOCK section (when the
+variant notifies from exit, the parent is woken at the end of it). The reaper job: the
+``reaper`` context's work cut at its acquisitions, then its KERNEL_LOCK section (the parent
+notification, last). Short acquisitions are merged to the mix's ``lock_resolution_us``
+(:func:`exitcore.locks.merge`). Teardown costs are the architecture's nanoseconds, not scaled.
 
-Accounting as time(1) sees it: ``user_s`` is user segments, ``sys_s`` everything else a process
-holds a CPU for (non-exit and exit system time, and spinning on either lock); the reaper's CPU
-time, its spinning included, is ``reaper_busy_s`` and charged to nobody. ``wall_s`` ends at the
-last parent notification (what the parent, e.g. make, sees); utilisations divide by the
-horizon, the last event (a reaper may still be freeing leftovers after the last notification).
+Accounting as time(1) sees it: ``user_s`` is user segments, ``sys_s`` every other segment of
+the processes and their spinning (sleeping on a lock is neither); the reaper's segments and
+spinning are ``reaper_busy_s``, charged to nobody. ``wall_s`` ends at the last parent
+notification (what the parent, e.g. make, sees); utilisations divide by the horizon, the last
+event (a reaper may still be freeing leftovers after the last notification).
 
 ``zombies_max`` counts processes between their exit (first exit segment) and the end of their
 teardown (reaper job end, or exit end without a reaper job); ``unreclaimed_mb_max`` sums the
@@ -27,7 +29,7 @@ resident memory of the exited processes whose pages are not yet freed (freed at 
 job's end when the variant runs X6 in the reaper, else at the end of the exit).
 
 Calibration: the constants marked (estimate, fitted) where they are defined come from
-``python -m sweep.fit fit=calibration``; ``python -m sweep.validate`` holds the model against
+``python -m sweep.fit`` (conf/fit/); ``python -m sweep.validate`` holds the model against
 every published measurement of DESIGN.md section 6 (README, "Is the model right?"). Target 5's
 published user + sys exceeds 8 cores x real (497.06 > 495.12 CPU-seconds), which no simulation
 of 8 CPUs can reproduce exactly.
@@ -43,17 +45,15 @@ import numpy as np
 import numpy.typing as npt
 
 from exitcore import engine
+from exitcore.locks import FPAGEQ, KLOCK, LOCKS, VNODE, lock_kinds
 from exitcore.machine import MachineProfile
 from exitcore.mix import MixParams, Workload, generate
 from exitcore.result import OPS, PointResult
+from exitcore.segments import layout
 from exitcore.teardown import teardown_costs
 from exitcore.variant import Variant
 
 _NS = 1e-9
-_BLOCK_KIND = np.array([engine.BLOCK], np.int8)
-_PIECE_KINDS = np.array([engine.USER, engine.SYS, engine.KL, engine.PQ], np.int8)
-_EXIT_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
-_REAPER_KINDS = np.array([engine.SYS, engine.PQ, engine.KL], np.int8)
 
 
 class CostsLike(Protocol):
@@ -70,6 +70,15 @@ class CostsLike(Protocol):
 
     @property
     def pageq_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def lock_acq(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def lock_ns(self) -> npt.NDArray[Any]: ...
+
+    @property
+    def final_ns(self) -> npt.NDArray[Any]: ...
 
     @property
     def page_lookups(self) -> npt.NDArray[Any]: ...
@@ -127,53 +136,110 @@ class Segments:
     """The engine's input for one workload (see :func:`exitcore.engine.run`)."""
 
     seg_ptr: npt.NDArray[np.int64]
-    seg_kind: npt.NDArray[np.int8]
+    seg_kind: npt.NDArray[np.int16]
     seg_work_ns: npt.NDArray[np.float64]
     exit_first: npt.NDArray[np.int64]
     rseg_ptr: npt.NDArray[np.int64]
-    rseg_kind: npt.NDArray[np.int8]
+    rseg_kind: npt.NDArray[np.int16]
     rseg_work_ns: npt.NDArray[np.float64]
+    lock_kinds: npt.NDArray[np.int8]
+    lock_growth: npt.NDArray[np.float64]
+    reaper_rows: npt.NDArray[np.int64]
+    """Row of the reaper CSR of each process (reaper jobs are laid out once per space)."""
+
+
+Demand = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
+def body_demand(workload: Workload, variant: Variant, machine: MachineProfile) -> Demand:
+    """Lock demand of each process's non-exit work: ``(lock ids, counts, holds_ns)``, each
+    ``[P, 7]``: the five named locks, the shared object's lock, the process's own object."""
+    n = workload.processes
+    kscale = 1e9 / machine.kernel_speed
+    locks = np.empty((n, 7), np.int64)
+    locks[:, :6] = np.arange(6)
+    locks[:, 6] = VNODE + workload.vnode_own
+    counts = np.zeros((n, 7))
+    holds = np.zeros((n, 7))
+    counts[:, :5] = workload.lock_counts[:, :5]
+    holds[:, :5] = workload.lock_hold_s[:5] * kscale
+    arch = machine.arch_profile()
+    pages = workload.lock_counts[:, FPAGEQ]
+    per = variant.percpu_page_cache
+    fp_count = pages if per == 0 else np.ceil(pages / per)
+    counts[:, FPAGEQ] = fp_count
+    holds[:, FPAGEQ] = np.divide(
+        fp_count * arch.fpageq_acq_ns + pages * arch.fpageq_page_ns,
+        fp_count,
+        out=np.zeros(n),
+        where=fp_count > 0,
+    )
+    vn = workload.lock_counts[:, VNODE]
+    shared = vn * workload.vnode_shared_frac if workload.vnode_pool > 1 else vn
+    counts[:, VNODE] = shared
+    counts[:, 6] = vn - shared
+    holds[:, VNODE:] = workload.lock_hold_s[VNODE] * kscale
+    return locks, counts, holds
+
+
+def _context_demand(acq: npt.NDArray[Any], hold: npt.NDArray[Any]) -> Demand:
+    """Demand of one teardown context per space (``[S, 6]``, vnode = the shared object)."""
+    locks = np.broadcast_to(np.arange(len(LOCKS), dtype=np.int64), acq.shape)
+    return locks, acq, np.divide(hold, acq, out=np.zeros_like(hold), where=acq > 0)
 
 
 def build_segments(
-    workload: Workload,
-    costs: CostsLike,
-    cpu_speed: float = 1.0,
-    io_op_s: float = 0.0,
-    kernel_speed: float = 1.0,
+    workload: Workload, costs: CostsLike, variant: Variant, machine: MachineProfile
 ) -> Segments:
-    """Lay every process out as segments (module docstring), vectorized over processes.
-
-    The defaults are the reference machine (an M2 building from the page cache).
-    """
-    k = workload.pieces
-    scale = 1e9 / cpu_speed / k
-    kscale = 1e9 / kernel_speed / k
-    blocked = (workload.io_ops * (1e9 * io_op_s))[:, None]
-    piece = np.stack(
-        [
-            workload.user_s * scale,
-            workload.sys_s * kscale,
-            workload.klock_s * kscale,
-            workload.pageq_s * kscale,
-        ],
-        axis=1,
+    """Lay every process out as segments (module docstring), vectorized over processes."""
+    res = workload.lock_resolution_s * 1e9
+    if isinstance(costs, ProcessCosts):
+        per_space: Any = costs.per_space
+        space_of = costs.space_of
+    else:
+        per_space, space_of = costs, np.arange(workload.processes)
+    ctx = np.asarray(per_space.ctx_ns)
+    lock_acq = np.asarray(per_space.lock_acq)
+    lock_ns = np.asarray(per_space.lock_ns)
+    final = np.asarray(per_space.final_ns)
+    # work conservation: the locked holds are carved out of each context's work
+    exit_unlocked = np.maximum(ctx[:, 0] - lock_ns[:, 0].sum(axis=1), 0.0)
+    reaper_unlocked = np.maximum(ctx[:, 2] - lock_ns[:, 2].sum(axis=1) - final[:, 2], 0.0)
+    seg_ptr, seg_kind, seg_work, exit_first = layout(
+        block_ns=workload.io_ops * (1e9 * machine.io_op_s),
+        user_ns=workload.user_s * (1e9 / machine.cpu_speed),
+        sys_ns=workload.sys_s * (1e9 / machine.kernel_speed),
+        pieces=workload.pieces,
+        body=body_demand(workload, variant, machine),
+        space_of=space_of,
+        exit_ns=exit_unlocked,
+        exit_demand=_context_demand(lock_acq[:, 0], lock_ns[:, 0]),
+        final_lock=KLOCK,
+        final_ns=final[:, 1],
+        resolution_ns=res,
     )
-    ctx, pageq, klock = costs.ctx_ns, costs.pageq_ns, costs.klock_ns
-    pq_exit = pageq[:, 0]
-    exit_part = np.stack([ctx[:, 0] - pq_exit, pq_exit, ctx[:, 1]], axis=1)
-    seg_ptr, seg_kind, seg_work, exit_first = engine.pack_segments(
-        blocked, _BLOCK_KIND, piece, _PIECE_KINDS, k, exit_part, _EXIT_KINDS
+    # a reaper job of less than a picosecond is no job (a variant without reaper work)
+    reaper_final = np.where(final[:, 2] > 1e-3, final[:, 2], 0.0)
+    reaper_unlocked = np.where(reaper_unlocked > 1e-3, reaper_unlocked, 0.0)
+    n_spaces = ctx.shape[0]
+    rseg_ptr, rseg_kind, rseg_work, _ = layout(
+        user_ns=np.zeros(n_spaces),
+        sys_ns=np.zeros(n_spaces),
+        pieces=1,
+        body=None,
+        space_of=np.arange(n_spaces),
+        exit_ns=reaper_unlocked,
+        exit_demand=_context_demand(lock_acq[:, 2], lock_ns[:, 2]),
+        final_lock=KLOCK,
+        final_ns=reaper_final,
+        resolution_ns=res,
     )
-    pq_r = pageq[:, 2]
-    kl_r = klock[:, 2]
-    reaper_part = np.stack([ctx[:, 2] - pq_r - kl_r, pq_r, kl_r], axis=1)
-    reaper_part = np.where(reaper_part > 1e-9, reaper_part, 0.0)
-    none = np.zeros((reaper_part.shape[0], 0))
-    rseg_ptr, rseg_kind, rseg_work, _ = engine.pack_segments(
-        none, _PIECE_KINDS[:0], none, _PIECE_KINDS[:0], 0, reaper_part, _REAPER_KINDS
-    )
-    return Segments(seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work)
+    kinds = lock_kinds(workload.vnode_pool)
+    growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
+    return Segments(
+        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds, growth,
+        np.asarray(space_of, np.int64),
+    )  # fmt: skip
 
 
 def _max_overlap(
@@ -219,6 +285,18 @@ class ProcessCosts:
     @property
     def pageq_ns(self) -> npt.NDArray[Any]:
         return self._rows("pageq_ns")
+
+    @property
+    def lock_acq(self) -> npt.NDArray[Any]:
+        return self._rows("lock_acq")
+
+    @property
+    def lock_ns(self) -> npt.NDArray[Any]:
+        return self._rows("lock_ns")
+
+    @property
+    def final_ns(self) -> npt.NDArray[Any]:
+        return self._rows("final_ns")
 
     @property
     def page_lookups(self) -> npt.NDArray[Any]:
@@ -294,7 +372,7 @@ def run_point(
     cores: int,
 ) -> PointResult:
     """Run the engine on a priced workload and reduce it to a :class:`PointResult`."""
-    segs = build_segments(workload, costs, machine.cpu_speed, machine.io_op_s, machine.kernel_speed)
+    segs = build_segments(workload, costs, variant, machine)
     run = engine.run(
         machine.siblings(cores),
         machine.smt_speed,
@@ -309,6 +387,9 @@ def run_point(
         workload.phase_ptr,
         workload.phase_slots,
         machine.reapers,
+        segs.lock_kinds,
+        segs.lock_growth,
+        segs.reaper_rows,
     )
     return reduce_run(run, costs, variant, machine, cores)
 
@@ -335,41 +416,48 @@ def reduce_run(
     unreclaimed = _max_overlap(t_exit, t_freed, np.asarray(costs.resident_mb, np.float64))
 
     def util(busy_s: float, servers: int) -> float:
-        return min(1.0, busy_s / (horizon * servers)) if horizon > 0 else 0.0
+        return busy_s / (horizon * servers) if horizon > 0 else 0.0
 
     op_s = _total(costs, "op_ns") * _NS
     ctx_s = _total(costs, "ctx_ns") * _NS
     reaper_busy = tot[engine.A_REAPER] * _NS
-    klock_hold = tot[engine.A_KL_HOLD] * _NS
+    cpu_busy = tot[engine.A_CPU] * _NS
+    hold = run.lock_hold_ns * _NS
+    wait = run.lock_wait_ns * _NS
     fields: dict[str, Any] = {
         "wall_s": wall,
         "user_s": tot[engine.A_USER] * _NS,
         "sys_s": tot[engine.A_SYS] * _NS,
         "reaper_busy_s": reaper_busy,
         "reaper_util": util(reaper_busy, machine.reapers),
-        "klock_hold_s": klock_hold,
-        "klock_wait_s": tot[engine.A_KL_WAIT] * _NS,
-        "klock_util": util(klock_hold, 1),
-        "pageq_hold_s": tot[engine.A_PQ_HOLD] * _NS,
-        "pageq_wait_s": tot[engine.A_PQ_WAIT] * _NS,
-        "cpu_util": util(tot[engine.A_CPU] * _NS, cores),
-        "exits": int(n),
-        "exits_per_s": n / wall if wall > 0 else 0.0,
-        "notify_latency_mean_s": float(latency.mean()) if n else 0.0,
-        "notify_latency_p99_s": float(np.quantile(latency, 0.99)) if n else 0.0,
-        "notify_latency_max_s": float(latency.max()) if n else 0.0,
-        "zombies_max": int(round(zombies)),
-        "unreclaimed_mb_max": unreclaimed,
-        "page_lookups": int(_total(costs, "page_lookups")),
-        "tlb_invalidations": int(_total(costs, "tlb_invalidations")),
-        "ptes_removed": int(_total(costs, "ptes_removed")),
-        "pages_freed": int(_total(costs, "pages_freed")),
-        "ptp_freed": int(_total(costs, "ptp_freed")),
-        "ctx_exit_s": float(ctx_s[0]),
-        "ctx_exit_klock_s": float(ctx_s[1]),
-        "ctx_reaper_s": float(ctx_s[2]),
-        "is_what_if": machine.is_what_if(cores),
     }
+    for lk, name in enumerate(LOCKS):
+        sl = slice(lk, None) if name == "vnode" else slice(lk, lk + 1)
+        fields[f"{name}_hold_s"] = float(hold[sl].sum())
+        fields[f"{name}_wait_s"] = float(wait[sl].sum())
+        fields[f"{name}_util"] = util(float(hold[sl].max(initial=0.0)), 1)
+    fields.update(
+        {
+            "cpu_util": util(cpu_busy, cores),
+            "cpu_idle_s": max(cores * horizon - cpu_busy, 0.0),
+            "exits": int(n),
+            "exits_per_s": n / wall if wall > 0 else 0.0,
+            "notify_latency_mean_s": float(latency.mean()) if n else 0.0,
+            "notify_latency_p99_s": float(np.quantile(latency, 0.99)) if n else 0.0,
+            "notify_latency_max_s": float(latency.max()) if n else 0.0,
+            "zombies_max": int(round(zombies)),
+            "unreclaimed_mb_max": unreclaimed,
+            "page_lookups": int(_total(costs, "page_lookups")),
+            "tlb_invalidations": int(_total(costs, "tlb_invalidations")),
+            "ptes_removed": int(_total(costs, "ptes_removed")),
+            "pages_freed": int(_total(costs, "pages_freed")),
+            "ptp_freed": int(_total(costs, "ptp_freed")),
+            "ctx_exit_s": float(ctx_s[0]),
+            "ctx_exit_klock_s": float(ctx_s[1]),
+            "ctx_reaper_s": float(ctx_s[2]),
+            "is_what_if": machine.is_what_if(cores),
+        }
+    )
     for i, op in enumerate(OPS):
         fields[f"op_{op.lower()}_s"] = float(op_s[i])
     clean: dict[str, Any] = {

@@ -2,9 +2,10 @@
 
 :func:`teardown_costs` turns a batch of address spaces, a patch variant, an architecture
 profile and a core count into :class:`TeardownCosts`: nanoseconds per op (X0..X8, DESIGN.md
-section 2) and per context (``exit``, ``exit_klock``, ``reaper``), the parts held under
-KERNEL_LOCK and the page-queue lock, and operation counts. Vectorized over processes; the only
-per-entry work is a few segment sums (and the page-table occupancy of :mod:`exitcore.pagetable`).
+section 2) and per context (``exit``, ``exit_klock``, ``reaper``), the lock acquisitions the
+variant's ``locks`` make in each context (count and hold per lock), and operation counts.
+Vectorized over processes; the only per-entry work is a few segment sums (and the page-table
+occupancy of :mod:`exitcore.pagetable`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy.typing as npt
 
 from exitcore.addrspace import PAGE_BYTES, AddressSpaces
 from exitcore.arch import ArchProfile
+from exitcore.locks import KLOCK, LOCKS, PAGEQ
 from exitcore.pagetable import LEVELS, table_counts_expected
 from exitcore.result import CONTEXTS, OPS
 from exitcore.variant import Variant
@@ -44,6 +46,14 @@ class TeardownCosts:
         ``exit_klock``, the parent notification in ``reaper`` when the reaper notifies.
     pageq_ns : float64[P, 3]
         Part of each context's work holding the page-queue lock (X6's share).
+    lock_acq, lock_ns : float64[P, 3, 6]
+        Per context and built-in lock (:data:`exitcore.locks.LOCKS`; ``vnode`` = the shared
+        object's lock): acquisitions and their total hold, besides ``final_ns``. Locks of ops
+        run in ``exit_klock`` are nested in its KERNEL_LOCK section and not listed.
+    final_ns : float64[P, 3]
+        The KERNEL_LOCK section that ends each context: none in ``exit``, the whole of
+        ``exit_klock``, the notification in ``reaper`` (with X8 when the variant runs it under
+        KERNEL_LOCK there).
     page_lookups : int64[P]
         X2 walk steps (virtual pages on arm64, 2 MiB blocks on amd64).
     tlb_invalidations : int64[P]
@@ -61,6 +71,9 @@ class TeardownCosts:
     ctx_ns: FloatArray
     klock_ns: FloatArray
     pageq_ns: FloatArray
+    lock_acq: FloatArray
+    lock_ns: FloatArray
+    final_ns: FloatArray
     page_lookups: IntArray
     tlb_invalidations: IntArray
     ptes_removed: IntArray
@@ -125,11 +138,24 @@ def teardown_costs(
         X5 = asid_flushes * asid_flush per context that runs it
         X6 = Ra * page_free (page_free_pageq of it under the page-queue lock)
         X7 = L * ptp_free                      X8 = T * proc_free + notify
+        an op costs at least the lock sections the variant's ``locks`` give it (below)
 
     ``q = min(T, cores) - 1`` remote CPUs are assumed to run the pmap on amd64 (the other
     threads of the process; *(estimate)*). The notification (``notify``) is always paid: in
     ``exit_klock`` when the variant notifies from exit, else in the reaper under KERNEL_LOCK.
     An op listed in several contexts runs once in each.
+
+    Locks (the variant's ``locks``): X1 takes an object's lock (``vnode``, the shared object)
+    per object entry for ``object_detach_ns``; X6 takes ``fpageq`` once per page
+    (``percpu_page_cache: 0``) or once per that many pages, holding ``fpageq_acq_ns`` plus
+    ``fpageq_page_ns`` per page, and ``pageq`` per page for ``page_free_pageq_ns``; X8 takes
+    ``kmmap`` per thread (``uarea_kmmap_ns``) and ``schedlock`` once (``wakeup_schedlock_ns``);
+    any other (op, lock) pair takes the lock once over the whole op. An op listed with
+    ``klock`` runs under KERNEL_LOCK (X1: per object entry; X8: with the notification, one
+    section), and so does any op in ``exit_klock``: its other locks are nested in that section
+    and not simulated on their own. Lock sections are parts of the op's cost; when they add up to
+    more (X6 without the per-CPU cache does the pmemrange work of every page), the op costs what
+    its sections hold.
 
     Examples
     --------
@@ -195,12 +221,14 @@ def teardown_costs(
     op_ns[:, _OP["X8"]] += arch.notify_ns
     ctx_ns[:, notify_ctx] += arch.notify_ns
 
-    klock_ns = np.zeros((n_procs, len(CONTEXTS)), dtype=np.float64)
-    klock_ns[:, _CTX["exit_klock"]] = ctx_ns[:, _CTX["exit_klock"]]
+    lock_acq, lock_ns, final_ns, extra = _lock_demand(spaces, variant, arch, unit)
+    op_ns += extra.sum(axis=2)
+    ctx_ns += extra.sum(axis=1)
+    final_ns[:, _CTX["exit_klock"]] = ctx_ns[:, _CTX["exit_klock"]]
     if not variant.notify_from_exit:
-        klock_ns[:, _CTX["reaper"]] = arch.notify_ns
-
-    pageq_ns = np.outer(anon_resident * arch.page_free_pageq_ns, runs[_OP["X6"]])
+        final_ns[:, _CTX["reaper"]] += arch.notify_ns
+    klock_ns = final_ns + lock_ns[:, :, KLOCK]
+    pageq_ns = np.ascontiguousarray(lock_ns[:, :, PAGEQ])
 
     op_runs = runs.sum(axis=1).astype(np.int64)
     return TeardownCosts(
@@ -208,6 +236,9 @@ def teardown_costs(
         ctx_ns=ctx_ns,
         klock_ns=klock_ns,
         pageq_ns=pageq_ns,
+        lock_acq=lock_acq,
+        lock_ns=lock_ns,
+        final_ns=final_ns,
         page_lookups=walk_steps * op_runs[_OP["X2"]],
         tlb_invalidations=per_page_invalidations * op_runs[_OP["X4"]]
         + arch.asid_flushes * op_runs[_OP["X5"]],
@@ -253,3 +284,88 @@ def _tlb_costs(spaces: AddressSpaces, arch: ArchProfile, cores: int) -> tuple[Fl
         arch.full_flush_ns + per_flush_ipi
     )
     return np.asarray(ns, dtype=np.float64), short_pages + full_flushes
+
+
+def _lock_demand(
+    spaces: AddressSpaces, variant: Variant, arch: ArchProfile, unit: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Acquisitions and hold per context and lock of the variant's ``locks`` (see Notes of
+    :func:`teardown_costs`), the reaper's KERNEL_LOCK part of X8 (added to its final section),
+    and the work by which the lock sections exceed each op's cost, per context ``[P, 9, 3]``."""
+    n = spaces.n_procs
+    extra = np.zeros((n, len(OPS), len(CONTEXTS)))
+    acq = np.zeros((n, len(CONTEXTS), len(LOCKS)))
+    hold = np.zeros((n, len(CONTEXTS), len(LOCKS)))
+    final = np.zeros((n, len(CONTEXTS)))
+    object_entries = spaces.per_proc_sum(~np.asarray(spaces.is_anon, bool)).astype(np.float64)
+    pages = spaces.anon_resident_pages_per_proc.astype(np.float64)
+    threads = spaces.threads.astype(np.float64)
+    ones = np.ones(n)
+    for op_index, contexts in enumerate(variant.op_contexts):
+        op = OPS[op_index]
+        locks = variant.op_locks[op_index]
+        for ctx in contexts:
+            if not locks:
+                continue
+            c = _CTX[ctx]
+            # inside a KERNEL_LOCK section (exit1's, or the op's own): no acquisitions of their own
+            nested = ctx == "exit_klock" or "klock" in locks
+            others = np.zeros(n)  # hold of the op's other locks that are part of its cost
+            for lock in locks:
+                if lock == "klock":
+                    continue
+                count, total = _unit_demand(op, lock, variant, arch, unit[:, op_index], pages,
+                                            threads, object_entries, ones)  # fmt: skip
+                others += total
+                if nested:
+                    continue
+                lk = LOCKS.index(lock)
+                acq[:, c, lk] += count
+                hold[:, c, lk] += total
+            # lock sections longer than the op's own cost make the op that long (the free-page
+            # work of every page without the per-CPU cache)
+            over = np.maximum(others - unit[:, op_index], 0.0)
+            extra[:, op_index, c] += over
+            if ctx == "exit_klock":
+                continue
+            if "klock" in locks:
+                if op == "X1":  # uvm_unmap_detach: KERNEL_LOCK per object entry (2024)
+                    count = object_entries
+                    total = object_entries * arch.map_entry_ns + over
+                else:
+                    count = ones
+                    total = unit[:, op_index] + over
+                if op == "X8" and ctx == "reaper" and not variant.notify_from_exit:
+                    final[:, c] += total  # one section with the notification
+                else:
+                    acq[:, c, KLOCK] += np.where(total > 0, count, 0.0)
+                    hold[:, c, KLOCK] += total
+    return acq, hold, final, extra
+
+
+def _unit_demand(  # noqa: PLR0913
+    op: str,
+    lock: str,
+    variant: Variant,
+    arch: ArchProfile,
+    op_ns: FloatArray,
+    pages: FloatArray,
+    threads: FloatArray,
+    object_entries: FloatArray,
+    ones: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """(acquisitions, total hold) of ``lock`` taken by one run of ``op``; a pair without a
+    finer unit takes the lock once over the whole op."""
+    if op == "X6" and lock == "fpageq":
+        per = variant.percpu_page_cache
+        count = pages if per == 0 else np.ceil(pages / per)
+        return count, count * arch.fpageq_acq_ns + pages * arch.fpageq_page_ns
+    if op == "X6" and lock == "pageq":
+        return pages, pages * arch.page_free_pageq_ns
+    if op == "X8" and lock == "kmmap":
+        return threads, threads * arch.uarea_kmmap_ns
+    if op == "X8" and lock == "schedlock":
+        return ones, ones * arch.wakeup_schedlock_ns
+    if op == "X1" and lock == "vnode":
+        return object_entries, object_entries * arch.object_detach_ns
+    return ones, op_ns.copy()

@@ -1,9 +1,9 @@
 """Patch variants as data: which context runs each teardown op, and the flags that change cost.
 
 A variant is a plain mapping (YAML-shaped) turned into a frozen :class:`Variant` by
-:meth:`Variant.from_dict`; nothing in the cost model branches on a variant's name. The eight
-variants of DESIGN.md section 3 are :data:`BUILTIN_VARIANTS` (plain dicts, mirrored one file
-each in ``conf/variant/``) and :data:`VARIANTS` (parsed).
+:meth:`Variant.from_dict`; nothing in the cost model branches on a variant's name. The variants
+of DESIGN.md section 3 are presets (``exitcore/presets/variant/*.yaml``, read by
+:mod:`exitcore.presets`).
 
 Mapping shape::
 
@@ -14,6 +14,12 @@ Mapping shape::
     tlb_flush: per_page | asid     # asid: whole-ASID flush only, X4 dropped wherever placed
     walk: per_virtual_page | full_user_va | sparse   # how X2 walks; sparse: X2 dropped
     pte_ns: null | 110.0           # per-PTE X3 cost replacing the architecture's
+    locks: {X1: [vnode], X6: [fpageq, pageq], X8: [kmmap, schedlock], ...}
+    percpu_page_cache: 16          # pages per CPU in front of the free-page lock (0: none)
+
+``locks`` says which locks an op takes where it runs (its acquisition unit is the op's:
+:func:`exitcore.teardown.teardown_costs`); absent, :data:`DEFAULT_LOCKS`. Locks of an op run in
+``exit_klock`` are nested in that KERNEL_LOCK section and not simulated on their own.
 
 An op given as a list runs once in each listed context (the committed pmap_purge flushes the
 ASID both in exit and in the reaper). ``none`` (or an empty list) drops the op.
@@ -25,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from exitcore.locks import LOCKS
 from exitcore.result import CONTEXTS, OPS
 
 OP_CONTEXTS: Final[tuple[str, ...]] = (*CONTEXTS, "none")
@@ -41,7 +48,20 @@ _KEYS: Final[tuple[str, ...]] = (
     "tlb_flush",
     "walk",
     "pte_ns",
+    "locks",
+    "percpu_page_cache",
 )
+
+DEFAULT_LOCKS: Final[dict[str, tuple[str, ...]]] = {
+    # (derived) uvm_unmap_detach -> uvn_detach takes the object's lock per object entry
+    "X1": ("vnode",),
+    # (derived) uvm_pagefree: pmemrange insert under uvm.fpageqlock, uvm_pageclean under
+    # uvm.pageqlock
+    "X6": ("fpageq", "pageq"),
+    # (derived) uvm_uarea_free -> km_free takes the kernel map lock; wakeup(parent) SCHED_LOCK
+    "X8": ("kmmap", "schedlock"),
+}
+"""Locks every OpenBSD variant's teardown takes (kernels of 2024 and 2025 alike)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +86,11 @@ class Variant:
         whatever ``ops`` says).
     pte_ns : float or None
         Per-PTE X3 cost overriding the architecture's (Linux exit_mmap batching).
+    op_locks : tuple of tuple of str
+        For each op, the locks (:data:`exitcore.locks.LOCKS`) it takes where it runs.
+    percpu_page_cache : int
+        Pages per CPU cached in front of the free-page lock (16 since 2024-05-01); 0: every page
+        allocation and free takes the lock, else one refill or drain per that many pages.
     """
 
     name: str
@@ -75,6 +100,8 @@ class Variant:
     tlb_flush: str
     walk: str
     pte_ns: float | None = None
+    op_locks: tuple[tuple[str, ...], ...] = tuple(DEFAULT_LOCKS.get(op, ()) for op in OPS)
+    percpu_page_cache: int = 16
 
     def __post_init__(self) -> None:
         if len(self.op_contexts) != len(OPS):
@@ -101,6 +128,21 @@ class Variant:
             or not self.pte_ns >= 0
         ):
             raise ValueError(f"pte_ns: expected null or a number >= 0, got {self.pte_ns!r}")
+        if len(self.op_locks) != len(OPS):
+            raise ValueError(f"locks: expected {len(OPS)} ops {list(OPS)}")
+        for op, locks in zip(OPS, self.op_locks, strict=True):
+            for lock in locks:
+                if lock not in LOCKS:
+                    raise ValueError(f"locks.{op}: {lock!r} is not one of {list(LOCKS)}")
+        pc = self.percpu_page_cache
+        if isinstance(pc, bool) or not isinstance(pc, int) or pc < 0:
+            raise ValueError(f"percpu_page_cache: expected an integer >= 0, got {pc!r}")
+
+    def locks_of(self, op: str) -> tuple[str, ...]:
+        """Locks ``op`` takes where it runs."""
+        if op not in OPS:
+            raise ValueError(f"op: {op!r} is not one of {list(OPS)}")
+        return self.op_locks[OPS.index(op)]
 
     def contexts_of(self, op: str) -> tuple[str, ...]:
         """Contexts that run ``op`` (empty when the variant drops it)."""
@@ -137,6 +179,10 @@ class Variant:
         if missing:
             raise ValueError(f"ops.{missing[0]}: missing; give every op of {list(OPS)}")
         op_contexts = tuple(_parse_contexts(op, ops[op]) for op in OPS)
+        op_locks = _parse_locks(d.get("locks", DEFAULT_LOCKS))
+        pc = d.get("percpu_page_cache", 16)
+        if isinstance(pc, float) and pc == int(pc):
+            pc = int(pc)
         pte_ns = d.get("pte_ns")
         return cls(
             name=str(d["name"]),
@@ -148,6 +194,8 @@ class Variant:
             pte_ns=float(pte_ns)
             if isinstance(pte_ns, int) and not isinstance(pte_ns, bool)
             else pte_ns,
+            op_locks=op_locks,
+            percpu_page_cache=pc,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -165,6 +213,10 @@ class Variant:
             "tlb_flush": self.tlb_flush,
             "walk": self.walk,
             "pte_ns": self.pte_ns,
+            "locks": {
+                op: list(locks) for op, locks in zip(OPS, self.op_locks, strict=True) if locks
+            },
+            "percpu_page_cache": self.percpu_page_cache,
         }
 
 
@@ -189,139 +241,34 @@ def _parse_contexts(op: str, value: object) -> tuple[str, ...]:
     return tuple(contexts)
 
 
-def _ops(**placement: str | list[str]) -> dict[str, str | list[str]]:
-    return {op: placement.get(op, "none") for op in OPS}
+def _parse_locks(value: object) -> tuple[tuple[str, ...], ...]:
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"locks: expected a mapping of ops {list(OPS)} to lists of locks")
+    bad = sorted(set(value) - set(OPS))
+    if bad:
+        raise ValueError(f"locks: unknown operation {bad[0]!r}; allowed: {list(OPS)}")
+    out = []
+    for op in OPS:
+        items = value.get(op, ())
+        items = [items] if isinstance(items, str) else items
+        if items is None:
+            items = []
+        if not isinstance(items, list | tuple):
+            raise ValueError(f"locks.{op}: expected a list of locks; allowed: {list(LOCKS)}")
+        for lock in items:
+            if lock not in LOCKS:
+                raise ValueError(f"locks.{op}: {lock!r} is not one of {list(LOCKS)}")
+        out.append(tuple(str(x) for x in items))
+    return tuple(out)
 
 
-BUILTIN_VARIANTS: Final[dict[str, dict[str, Any]]] = {
-    "baseline": {
-        "name": "baseline",
-        "description": "OpenBSD before May 2025: the reaper tears the address space down",
-        "ops": _ops(
-            X0="exit_klock",
-            X1="reaper",
-            X2="reaper",
-            X3="reaper",
-            X4="reaper",
-            X5="reaper",
-            X6="reaper",
-            X7="reaper",
-            X8="reaper",
-        ),
-        "notify": "reaper",
-        "tlb_flush": "per_page",
-        "walk": "per_virtual_page",
-        "pte_ns": None,
-    },
-    "uvm_purge": {
-        "name": "uvm_purge",
-        "description": "tear the map down in exit1, pmap untouched",
-        "ops": _ops(
-            X0="exit_klock",
-            X1="exit",
-            X2="exit",
-            X3="exit",
-            X4="exit",
-            X5="reaper",
-            X6="exit",
-            X7="reaper",
-            X8="reaper",
-        ),
-        "notify": "reaper",
-        "tlb_flush": "per_page",
-        "walk": "per_virtual_page",
-        "pte_ns": None,
-    },
-    "pmap_purge": {
-        "name": "pmap_purge",
-        "description": "committed 2025: flush the ASID, mark the pmap inactive, then uvm_purge",
-        "ops": _ops(
-            X0="exit_klock",
-            X1="exit",
-            X2="exit",
-            X3="exit",
-            X5=["exit", "reaper"],
-            X6="exit",
-            X7="reaper",
-            X8="reaper",
-        ),
-        "notify": "reaper",
-        "tlb_flush": "asid",
-        "walk": "per_virtual_page",
-        "pte_ns": None,
-    },
-    "pmap_deactivate": {
-        "name": "pmap_deactivate",
-        "description": "pmap torn down in pmap_deactivate at cpu_exit; pmap_remove returns at once",
-        "ops": _ops(
-            X0="exit_klock",
-            X1="reaper",
-            X3="exit_klock",
-            X5="exit_klock",
-            X6="reaper",
-            X7="exit_klock",
-            X8="reaper",
-        ),
-        "notify": "reaper",
-        "tlb_flush": "asid",
-        "walk": "sparse",
-        "pte_ns": None,
-    },
-    "combined": {
-        "name": "combined",
-        "description": "pmap_purge + pmap_deactivate: page tables torn down sparsely in exit",
-        "ops": _ops(
-            X0="exit_klock", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="reaper"
-        ),
-        "notify": "reaper",
-        "tlb_flush": "asid",
-        "walk": "sparse",
-        "pte_ns": None,
-    },
-    "rip_reaper": {
-        "name": "rip_reaper",
-        "description": "combined, and the parent is woken from exit; the reaper frees leftovers",
-        "ops": _ops(
-            X0="exit_klock", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="reaper"
-        ),
-        "notify": "exit",
-        "tlb_flush": "asid",
-        "walk": "sparse",
-        "pte_ns": None,
-    },
-    "linux_fullmm": {
-        "name": "linux_fullmm",
-        "description": "Linux exit_mmap: everything in the exiting task, one flush, no reaper",
-        "ops": _ops(X0="exit", X1="exit", X3="exit", X5="exit", X6="exit", X7="exit", X8="exit"),
-        "notify": "exit",
-        "tlb_flush": "asid",
-        "walk": "sparse",
-        # (estimate) DESIGN.md section 3: zap_pte_range with batched rmap and frees
-        "pte_ns": 110.0,
-    },
-    "zap_first": {
-        "name": "zap_first",
-        "description": "pmap_remove over the whole user address space, then as uvm_purge",
-        "ops": _ops(
-            X0="exit_klock",
-            X1="exit",
-            X2="exit",
-            X3="exit",
-            X4="exit",
-            X5="reaper",
-            X6="exit",
-            X7="reaper",
-            X8="reaper",
-        ),
-        "notify": "reaper",
-        "tlb_flush": "per_page",
-        "walk": "full_user_va",
-        "pte_ns": None,
-    },
-}
-"""The eight variants of DESIGN.md section 3 as plain, YAML-shaped data."""
+def _builtin() -> dict[str, Variant]:
+    from exitcore import presets
 
-VARIANTS: Final[dict[str, Variant]] = {
-    name: Variant.from_dict(d) for name, d in BUILTIN_VARIANTS.items()
-}
-"""The built-in variants, parsed."""
+    return {name: Variant.from_dict(d) for name, d in presets.load_all("variant").items()}
+
+
+VARIANTS: Final[dict[str, Variant]] = _builtin()
+"""The built-in variants (``exitcore/presets/variant``), parsed."""

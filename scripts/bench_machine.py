@@ -1,10 +1,13 @@
-"""Benchmark of the machine model (issue 3). Last line of output: one JSON object.
+"""Benchmark of the machine model. Last line of output: one JSON object.
 
 - ``fork_exit_exits_per_s``: fork_exit at 64 cores with >= 1,000,000 exits, whole simulate()
   (workload draw, teardown pricing, event loop, reduction); ``..._engine_exits_per_s`` is the
   event loop alone.
 - ``kernel_build_128_s``: the default kernel_build on arm64_m2 at 128 cores (what-if), whole
   simulate(), best of 10; ``kernel_build_128_engine_s`` the event loop alone.
+- ``kernel_build_80_s``: the 80-CPU kernel build of calibration target 11 (arm64_altra80,
+  ``baseline_2024``, ``percpu_page_cache: 0``, ``make -j64``: every lock on), whole simulate(),
+  best of 3.
 - ``speedup_vs_reference``: the event loop against the SimPy reference of
   tests/exitcore/reference_sim.py on the same segments (a 300-compiler build on 8 cores).
 - ``first_call_s``: the first simulate() of the process (numba cache load, or compile when the
@@ -27,27 +30,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "exitcore
 
 from reference_sim import reference_run  # noqa: E402
 
-from exitcore import engine  # noqa: E402
-from exitcore.machine import BUILTIN_MACHINES, MachineProfile  # noqa: E402
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate  # noqa: E402
+from exitcore import engine, presets  # noqa: E402
+from exitcore.machine import MachineProfile  # noqa: E402
+from exitcore.mix import MixParams, generate  # noqa: E402
 from exitcore.simulate import (  # noqa: E402
     PointParams,
     build_segments,
     simulate,
     teardown_for,
 )
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS  # noqa: E402
+from exitcore.variant import VARIANTS  # noqa: E402
+
+MACHINES = presets.load_all("machine")
+MIXES = presets.load_all("mix")
 
 
 def engine_inputs(mix: dict, cores: int, variant: str = "baseline") -> tuple:
-    machine = MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"])
+    machine = MachineProfile.from_dict(MACHINES["arm64_m2"])
     w = generate(MixParams.from_dict(mix), cores, np.random.default_rng(0))
     v = VARIANTS[variant]
-    segs = build_segments(w, teardown_for(w, v, machine, cores))
+    segs = build_segments(w, teardown_for(w, v, machine, cores), v, machine)
     return (
         machine.siblings(cores), machine.smt_speed, segs.seg_ptr, segs.seg_kind,
         segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
-        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1,
+        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, segs.lock_kinds, segs.lock_growth,
+        segs.reaper_rows,
     )  # fmt: skip
 
 
@@ -61,19 +68,26 @@ def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    m2 = BUILTIN_MACHINES["arm64_m2"]
-    base = BUILTIN_VARIANTS["baseline"]
-    kb = PointParams.from_dicts(m2, BUILTIN_MIXES["kernel_build"], base, 128)
+    m2 = MACHINES["arm64_m2"]
+    base = presets.load("variant", "baseline")
+    kb = PointParams.from_dicts(m2, MIXES["kernel_build"], base, 128)
     first_call_s = timed(lambda: simulate(kb, np.random.default_rng(0)))
 
     kb_s = timed(lambda: simulate(kb, np.random.default_rng(0)), repeat=10)
-    kb_args = engine_inputs(BUILTIN_MIXES["kernel_build"], 128)
+    kb_args = engine_inputs(MIXES["kernel_build"], 128)
     kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=10)
     print(f"kernel_build at 128 cores: simulate {kb_s:.4f} s, event loop {kb_engine_s:.4f} s")
 
+    v2024 = {**presets.load("variant", "baseline_2024"), "percpu_page_cache": 0}
+    kb80 = PointParams.from_dicts(
+        MACHINES["arm64_altra80"], {**MIXES["kernel_build"], "slots": 64}, v2024, 80
+    )
+    kb80_s = timed(lambda: simulate(kb80, np.random.default_rng(0)), repeat=3)
+    print(f"kernel_build on 80 CPUs, make -j64, every lock on: simulate {kb80_s:.4f} s")
+
     cores = 64
     per_slot = -(-1_000_000 // cores)
-    fork_mix = {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": per_slot}
+    fork_mix = {**MIXES["fork_exit"], "processes_per_slot": per_slot}
     fork = PointParams.from_dicts(m2, fork_mix, base, cores)
     exits = per_slot * cores
     fork_s = timed(lambda: simulate(fork, np.random.default_rng(0)))
@@ -82,12 +96,13 @@ def main() -> None:
     print(f"fork_exit, {exits} exits at {cores} cores: simulate {fork_s:.2f} s, "
           f"event loop {fork_engine_s:.2f} s")  # fmt: skip
 
-    small = {**BUILTIN_MIXES["kernel_build"], "processes": 300, "address_space_templates": 32}
+    small = {**MIXES["kernel_build"], "processes": 300, "address_space_templates": 32}
     args = engine_inputs(small, 8)
     fast_s = timed(lambda: engine.run(*args), repeat=5)
     names = (
         "sibling", "smt_speed", "seg_ptr", "seg_kind", "seg_work", "exit_first", "rseg_ptr",
         "rseg_kind", "rseg_work", "notify_from_exit", "phase_ptr", "phase_slots", "n_reapers",
+        "lock_kinds", "lock_growth", "reaper_rows",
     )  # fmt: skip
     ref_s = timed(lambda: reference_run(**dict(zip(names, args, strict=True))))
     print(
@@ -102,6 +117,7 @@ def main() -> None:
                 "fork_exit_exits": exits,
                 "kernel_build_128_s": round(kb_s, 4),
                 "kernel_build_128_engine_s": round(kb_engine_s, 4),
+                "kernel_build_80_s": round(kb80_s, 4),
                 "speedup_vs_reference": round(ref_s / fast_s, 1),
                 "reference_s": round(ref_s, 3),
                 "first_call_s": round(first_call_s, 3),

@@ -38,22 +38,23 @@ from typing import Any
 
 import ray
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import presets
 from sweep.compute import Shared
 from sweep.execute import run
 from sweep.plan import config_hash, plan, validate
 from sweep.spec import StudySpec
 from sweep.store import ResultSet
 
-CHEAP_MIX: dict[str, Any] = {**BUILTIN_MIXES["configure"], "name": "cheap", "processes": 4}
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+CHEAP_MIX: dict[str, Any] = {**PRESET_MIXES["configure"], "name": "cheap", "processes": 4}
 GROUPS = {
-    "machine": BUILTIN_MACHINES,
-    "mix": {**BUILTIN_MIXES, "cheap": CHEAP_MIX},
-    "variant": BUILTIN_VARIANTS,
+    "machine": PRESET_MACHINES,
+    "mix": {**PRESET_MIXES, "cheap": CHEAP_MIX},
+    "variant": PRESET_VARIANTS,
 }
-VARIANTS = sorted(BUILTIN_VARIANTS)
+VARIANTS = sorted(PRESET_VARIANTS)
 
 
 def make_spec(out: Path, name: str, cores: str, seeds: list[int]) -> StudySpec:
@@ -89,13 +90,13 @@ def run_sweep(spec: StudySpec) -> tuple[float, float, int, int]:
 
 HYDRA_APP = """
 import hydra
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
 from sweep.compute import exitcore_point
 from sweep.plan import point_entropy
 import numpy as np
+from exitcore import presets
 
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_VARIANTS = presets.load_all("variant")
 CHEAP_MIX = {cheap!r}
 
 
@@ -103,7 +104,7 @@ CHEAP_MIX = {cheap!r}
 def main(cfg):
     rng = np.random.default_rng(np.random.SeedSequence(list(point_entropy(
         "cheap", cfg.cores, cfg.seed, 0))))
-    exitcore_point(BUILTIN_MACHINES[cfg.machine], CHEAP_MIX, BUILTIN_VARIANTS[cfg.variant],
+    exitcore_point(PRESET_MACHINES[cfg.machine], CHEAP_MIX, PRESET_VARIANTS[cfg.variant],
                    cfg.cores, rng)
 
 

@@ -25,12 +25,12 @@ Definitions (they are also printed in ``report.md``):
   hurt). Null at the largest core count.
 * **Knee**: the smallest core count ``c_i`` of a curve with ``m_i < KNEE_MARGINAL_EFFICIENCY``,
   i.e. beyond it adding cores stops helping. Null ("none within the grid") when every step helps.
-* **Saturated resource** of a curve point: ``reaper`` or ``kernel_lock`` when that single server's
-  utilisation is ``>= UTIL_SATURATED`` (the more utilised of the two if both are; ties go to the
-  reaper), else ``cpu`` when ``cpu_util >= UTIL_SATURATED``, else ``none``. The single servers come
-  first because spinning on KERNEL_LOCK is CPU time: a busy CPU behind a saturated lock is the
-  lock's doing. **Bottleneck** of a curve: the saturated resource at its knee, ``none`` without a
-  knee.
+* **Saturated resource** of a curve point: the most utilised single server of :data:`SERVERS`
+  (the reaper, ``kernel_lock`` for KERNEL_LOCK, and the other locks by their names) when its
+  utilisation is ``>= UTIL_SATURATED`` (ties go to the one listed first), else ``cpu`` when
+  ``cpu_util >= UTIL_SATURATED``, else ``none``. The single servers come first because spinning
+  on a lock is CPU time: a busy CPU behind a saturated lock is the lock's doing.
+  **Bottleneck** of a curve: the saturated resource at its knee, ``none`` without a knee.
 """
 
 from __future__ import annotations
@@ -76,7 +76,17 @@ VARIANT_ORDER: Final[tuple[str, ...]] = (
     "zap_first",
 )
 """Built-in variants in DESIGN.md order: tables and legends list variants this way."""
-RESOURCES: Final[tuple[str, ...]] = ("reaper", "kernel_lock", "cpu", "none")
+SERVERS: Final[tuple[tuple[str, str], ...]] = (
+    ("reaper", "reaper_util"),
+    ("kernel_lock", "klock_util"),
+    ("schedlock", "schedlock_util"),
+    ("fpageq", "fpageq_util"),
+    ("pageq", "pageq_util"),
+    ("kmmap", "kmmap_util"),
+    ("vnode", "vnode_util"),
+)
+"""(resource name, utilisation metric) of every single server a curve can saturate."""
+RESOURCES: Final[tuple[str, ...]] = (*(name for name, _ in SERVERS), "cpu", "none")
 
 OP_METRICS: Final[tuple[str, ...]] = tuple(f"op_x{i}_s" for i in range(9))
 CTX_METRICS: Final[tuple[str, ...]] = ("ctx_exit_s", "ctx_exit_klock_s", "ctx_reaper_s")
@@ -85,8 +95,7 @@ CURVE_METRICS: Final[tuple[str, ...]] = (
     "user_s",
     "sys_s",
     "exits_per_s",
-    "reaper_util",
-    "klock_util",
+    *(metric for _, metric in SERVERS),
     "cpu_util",
     "notify_latency_mean_s",
     "notify_latency_p99_s",
@@ -170,15 +179,14 @@ def aggregate_seeds(points: pl.LazyFrame, metrics: Sequence[str] = CURVE_METRICS
     ).drop([f"_{m}_sd" for m in metrics])
 
 
-def _saturated(reaper: pl.Expr, klock: pl.Expr, cpu: pl.Expr) -> pl.Expr:
+def _saturated(servers: Sequence[pl.Expr], cpu: pl.Expr) -> pl.Expr:
+    values = [u.fill_null(0) for u in servers]
+    top = pl.max_horizontal(values)
+    expr = pl.when(pl.lit(False)).then(pl.lit("none"))
+    for (name, _), value in zip(SERVERS, values, strict=True):
+        expr = expr.when((top >= UTIL_SATURATED) & (value == top)).then(pl.lit(name))
     return (
-        pl.when(reaper.fill_null(0) >= UTIL_SATURATED, reaper.fill_null(0) >= klock.fill_null(0))
-        .then(pl.lit("reaper"))
-        .when(klock.fill_null(0) >= UTIL_SATURATED)
-        .then(pl.lit("kernel_lock"))
-        .when(cpu.fill_null(0) >= UTIL_SATURATED)
-        .then(pl.lit("cpu"))
-        .otherwise(pl.lit("none"))
+        expr.when(cpu.fill_null(0) >= UTIL_SATURATED).then(pl.lit("cpu")).otherwise(pl.lit("none"))
     )
 
 
@@ -194,7 +202,11 @@ def add_scaling(agg: pl.DataFrame) -> pl.DataFrame:
         ((thr.shift(-1).over(curve) - thr) / thr).alias("_gain"),
         ((cores.shift(-1).over(curve) - cores) / cores).alias("_step"),
         _saturated(
-            pl.col("reaper_util_mean"), pl.col("klock_util_mean"), pl.col("cpu_util_mean")
+            [
+                pl.col(f"{m}_mean") if f"{m}_mean" in agg.columns else pl.lit(0.0)
+                for _, m in SERVERS
+            ],
+            pl.col("cpu_util_mean"),
         ).alias("saturated"),
     )
     df = df.with_columns(

@@ -1,8 +1,9 @@
 """Typed study specification: the plain dicts of a composed config become frozen dataclasses once.
 
 Nothing here knows Hydra. ``sweep.__main__`` hands :meth:`StudySpec.from_dicts` the resolved
-config as plain containers plus the group files (``conf/machine/*.yaml`` and friends) it found on
-Hydra's search path; everything below works on :class:`StudySpec`.
+config as plain containers plus the group files (``machine/*.yaml`` and friends: the presets of
+``exitcore/presets`` and the user's own) it found on Hydra's search path; everything below
+works on :class:`StudySpec`.
 
 Core-count axes accept integers and compact ranges (see :func:`parse_cores`):
 
@@ -290,7 +291,7 @@ class StudySpec:
             The composed config as plain containers (``study``, ``out``, ``force``, ``grid``,
             ``set``, ``ray``, ``store``, ``progress``).
         load_group : callable ``(group, name) -> dict``
-            Loads ``conf/<group>/<name>.yaml`` from the config search path.
+            Loads ``<group>/<name>.yaml`` from the config search path.
         available : mapping group -> names
             The names each group offers, for validation and error messages.
         """

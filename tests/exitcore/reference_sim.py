@@ -1,11 +1,12 @@
 """A plain SimPy model of the machine of :mod:`exitcore.engine`, for differential tests.
 
-Written for clarity, not speed: every process and reaper is a SimPy process, the locks are
-``simpy.Resource(capacity=1)`` (FIFO), the CPUs a small FIFO pool that hands a freed thread to the
-oldest waiter. It takes the same inputs as :func:`exitcore.engine.run` and returns the same
-timestamps and totals, computed its own way (user and sys summed per segment and per spin, not
-from thread-hold times). It follows the engine's documented ordering rules: a thread request or
-a reaper wake-up is queued by the code that causes it, at that moment.
+Written for clarity, not speed: every process and reaper is a SimPy process, each lock a small
+FIFO mutex object of its own (spin or sleep), the CPUs a small FIFO pool that hands a freed thread
+to the oldest waiter. It takes the same inputs as :func:`exitcore.engine.run` and returns the
+same timestamps and totals, computed its own way (a lock's hold from its own grant and release
+times, a sleeper's thread given back and asked for again by the waiting process itself). It
+follows the engine's documented ordering rules: a thread request, a lock hand-over or a reaper
+wake-up is queued by the code that causes it, at that moment.
 """
 
 from __future__ import annotations
@@ -57,16 +58,64 @@ class CpuPool:
             ev.succeed(thread)
 
 
+class Lock:
+    """A FIFO mutex; on release the head waiter is granted at once (the engine's rule)."""
+
+    def __init__(self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float) -> None:
+        self.env, self.kind, self.cpu, self.growth = env, kind, cpu, growth
+        self.holder: Any = None
+        self.waiters: deque[tuple[Any, simpy.Event, float]] = deque()
+        self.granted_at = 0.0
+        self.hold = 0.0
+        self.wait = 0.0
+        self.acquisitions = 0
+
+    def request(self, who: Any) -> simpy.Event | None:
+        """None when granted now, else an event that fires on the grant."""
+        if self.holder is None:
+            self.holder, self.granted_at = who, self.env.now
+            self.acquisitions += 1
+            return None
+        ev = self.env.event()
+        self.waiters.append((who, ev, self.env.now))
+        return ev
+
+    def release(self) -> None:
+        now = self.env.now
+        self.hold += now - self.granted_at
+        self.holder = None
+        if self.waiters:
+            who, ev, since = self.waiters.popleft()
+            self.holder, self.granted_at = who, now
+            self.acquisitions += 1
+            self.wait += now - since
+            # a granted sleeper asks for a thread now, before the releaser goes on; a granted
+            # spinner's hold grows with the spinners still queued behind it
+            if self.kind == E.SLEEP:
+                ev.succeed((since, self.cpu.request(("woken", who)), None))
+            else:
+                ev.succeed((since, None, self.stretch()))
+
+    def stretch(self) -> float:
+        return 1.0 + self.growth * len(self.waiters)
+
+
 class Reference:
     def __init__(self, **kw: Any) -> None:
         self.kw = kw
         self.env = simpy.Environment()
         self.cpu = CpuPool(self.env, kw["sibling"], kw["smt_speed"])
-        self.klock = simpy.Resource(self.env, capacity=1)
-        self.pageq = simpy.Resource(self.env, capacity=1)
+        growth = kw.get("lock_growth")
+        growth = np.zeros(len(kw["lock_kinds"])) if growth is None else growth
+        self.locks = [
+            Lock(self.env, int(k), self.cpu, float(g))
+            for k, g in zip(kw["lock_kinds"], growth, strict=True)
+        ]
         n = len(kw["seg_ptr"]) - 1
+        rows = kw.get("reaper_rows")
+        self.rrow = list(range(n)) if rows is None else [int(r) for r in rows]
         self.times = np.zeros((n, 6))
-        self.totals = np.zeros(10)
+        self.totals = np.zeros(E.N_TOTALS)
         self.zombies: deque[int] = deque()
         self.n_reapers = int(kw["n_reapers"])
         self.asleep = [True] * self.n_reapers
@@ -87,33 +136,42 @@ class Reference:
             self.env.process(self.reaper(r))
 
     # -- segments -------------------------------------------------------------------------
-    def run_segment(self, kind: int, work: float, thread: int, is_reaper: bool) -> Any:
-        sp = self.cpu.speed(thread)
-        t0 = self.env.now
-        if kind in (E.KL, E.PQ):
-            lock = self.klock if kind == E.KL else self.pageq
-            req = lock.request()
-            yield req
-            spin = self.env.now - t0
-            dur = work / sp
+    def run_segment(
+        self, kind: int, work: float, thread: int, since: float, who: Any, sp: float | None
+    ) -> Any:
+        """Run one segment; returns (thread, since, speed): a sleeper may come back on another
+        thread. ``sp`` given: the speed of the locked segment this unlocked one follows."""
+        is_reaper = not isinstance(who, int)
+        sp = self.cpu.speed(thread) if sp is None else sp
+        if kind >= E.LOCKED:
+            lock = self.locks[kind - E.LOCKED]
+            ev = lock.request(who)
+            stretch = lock.stretch()
+            if ev is not None:
+                if lock.kind == E.SLEEP:
+                    self.cpu.release(thread, since)
+                    _, cpu_ev, _ = yield ev
+                    thread = yield cpu_ev
+                    since = self.env.now
+                    sp = self.cpu.speed(thread)
+                    stretch = lock.stretch()
+                else:
+                    waited_since, _, stretch = yield ev
+                    spin = self.env.now - waited_since
+                    self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
+            dur = work * stretch / sp
             yield self.env.timeout(dur)
-            lock.release(req)
-            hold_i, wait_i = (
-                (E.A_KL_HOLD, E.A_KL_WAIT) if kind == E.KL else (E.A_PQ_HOLD, E.A_PQ_WAIT)
-            )
-            self.totals[hold_i] += dur
-            self.totals[wait_i] += spin
-            charged = dur + spin
+            lock.release()
         else:
             dur = work / sp
             yield self.env.timeout(dur)
-            charged = dur
         if is_reaper:
-            self.totals[E.A_REAPER] += charged
+            self.totals[E.A_REAPER] += dur
         elif kind == E.USER:
-            self.totals[E.A_USER] += charged
+            self.totals[E.A_USER] += dur
         else:
-            self.totals[E.A_SYS] += charged
+            self.totals[E.A_SYS] += dur
+        return thread, since, sp
 
     # -- a process --------------------------------------------------------------------------
     def process(self, p: int) -> Any:
@@ -127,6 +185,7 @@ class Reference:
         self.times[p, E.T_EXIT] = -1.0
         thread, since = -1, 0.0
         pending: simpy.Event | None = None
+        carry: float | None = None
         for s in range(lo, hi):
             kind, work = int(kw["seg_kind"][s]), float(kw["seg_work"][s])
             if s == exit_first:
@@ -136,6 +195,7 @@ class Reference:
                     self.cpu.release(thread, since)
                     thread = -1
                 yield self.env.timeout(work)
+                carry = None
                 continue
             if thread < 0:
                 if pending is None:
@@ -143,7 +203,10 @@ class Reference:
                 thread = yield pending
                 pending = None
                 since = self.env.now
-            yield from self.run_segment(kind, work, thread, False)
+            thread, since, sp = yield from self.run_segment(
+                kind, work, thread, since, p, carry if kind == E.SYS else None
+            )
+            carry = sp if kind >= E.LOCKED else None
             nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
             if kind == E.USER and nxt not in (-1, E.BLOCK) and self.cpu.waiters:
                 self.cpu.release(thread, since)
@@ -153,7 +216,8 @@ class Reference:
         self.times[p, E.T_EXIT_END] = now
         if self.times[p, E.T_EXIT] < 0:
             self.times[p, E.T_EXIT] = now
-        has_job = kw["rseg_ptr"][p + 1] > kw["rseg_ptr"][p]
+        row = self.rrow[p]
+        has_job = kw["rseg_ptr"][row + 1] > kw["rseg_ptr"][row]
         if has_job:
             self.zombies.append(p)
             if self.waking < len(self.zombies) and True in self.asleep:
@@ -183,10 +247,15 @@ class Reference:
             self.reaper_req[r] = None
             since = self.env.now
             job = self.reaper_job[r]
-            for s in range(int(kw["rseg_ptr"][job]), int(kw["rseg_ptr"][job + 1])):
-                yield from self.run_segment(
-                    int(kw["rseg_kind"][s]), float(kw["rseg_work"][s]), thread, True
-                )
+            carry: float | None = None
+            row = self.rrow[job]
+            for s in range(int(kw["rseg_ptr"][row]), int(kw["rseg_ptr"][row + 1])):
+                kind = int(kw["rseg_kind"][s])
+                thread, since, sp = yield from self.run_segment(
+                    kind, float(kw["rseg_work"][s]), thread, since, ("r", r),
+                    carry if kind == E.SYS else None,
+                )  # fmt: skip
+                carry = sp if kind >= E.LOCKED else None
             self.times[job, E.T_REAP_END] = self.env.now
             self.cpu.release(thread, since)
             if len(self.zombies) > self.waking:
@@ -232,14 +301,20 @@ class Reference:
             self.phase += 1
             self.start_phase()
 
-    def run(self) -> tuple[np.ndarray, np.ndarray]:
+    def run(self) -> E.EngineRun:
         self.start_phase()
         self.env.run()
         self.totals[E.A_HORIZON] = self.env.now
         self.totals[E.A_CPU] = self.cpu.busy_ns
-        return self.times, self.totals
+        return E.EngineRun(
+            times_ns=self.times,
+            totals_ns=self.totals,
+            lock_hold_ns=np.array([lk.hold for lk in self.locks]),
+            lock_wait_ns=np.array([lk.wait for lk in self.locks]),
+            lock_acquisitions=np.array([lk.acquisitions for lk in self.locks], np.int64),
+        )
 
 
-def reference_run(**kw: Any) -> tuple[np.ndarray, np.ndarray]:
+def reference_run(**kw: Any) -> E.EngineRun:
     """Same keyword inputs as :func:`exitcore.engine.run` (``seg_work``/``rseg_work`` in ns)."""
     return Reference(**kw).run()

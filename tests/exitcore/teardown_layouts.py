@@ -7,13 +7,6 @@ import numpy as np
 from exitcore.addrspace import PLACEMENT_DENSE, AddressSpaces
 
 PAGES_PER_MB = 256
-TYPICAL_COMPILER = {
-    # Midpoints of DESIGN.md section 5's kernel_build ranges.
-    "entries": 900,  # 300-1,500 map entries
-    "virtual_pages": round(1.2 * 1024 * PAGES_PER_MB),  # VA 0.5-2 GB
-    "resident_pages": 95 * PAGES_PER_MB,  # RSS 40-150 MB
-    "anon_fraction": 0.65,  # 60-70 % anonymous
-}
 
 
 def single_entry(

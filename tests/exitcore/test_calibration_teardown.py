@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from teardown_layouts import TYPICAL_COMPILER, single_entry
+from teardown_layouts import single_entry
 
-from exitcore.addrspace import PLACEMENT_DENSE, PLACEMENT_UNIFORM, AddressSpaces
+from exitcore import presets
+from exitcore.addrspace import PLACEMENT_DENSE, PLACEMENT_UNIFORM
 from exitcore.arch import ARM64
+from exitcore.mix import MixParams, generate
 from exitcore.pagetable import table_counts_exact
 from exitcore.result import OPS
 from exitcore.teardown import teardown_costs
@@ -43,24 +45,33 @@ def test_target_1_four_gib_with_seven_pages(placement):
             assert again.total_ns == pytest.approx(sparse.total_ns)
 
 
-def _typical_compiler(seed: int) -> AddressSpaces:
-    return AddressSpaces.from_processes(np.random.default_rng(seed), **TYPICAL_COMPILER)
-
-
 def _pmap_ns(op_ns: np.ndarray) -> np.ndarray:
     return op_ns[:, [X["X2"], X["X3"], X["X4"], X["X5"], X["X7"]]].sum(axis=1)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+def _kernel_build_costs(seed: int):  # type: ignore[no-untyped-def]
+    """Teardown costs of the address spaces the kernel_build mix draws (all 64 templates)."""
+    mix = MixParams.from_dict(presets.load("mix", "kernel_build"))
+    w = generate(mix, M2_CORES, np.random.default_rng(seed))
+    return teardown_costs(w.spaces, VARIANTS["baseline"], ARM64, M2_CORES)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_target_2_tlb_invalidation_is_most_of_pmap_time(seed):
-    costs = teardown_costs(_typical_compiler(seed), VARIANTS["baseline"], ARM64, M2_CORES)
-    share = costs.op_ns[:, X["X4"]] / _pmap_ns(costs.op_ns)
-    assert share[0] > 0.5
+    """Over the compilers a kernel build draws (what a profile of the build sees) and for its
+    median compiler."""
+    op_ns = _kernel_build_costs(seed).op_ns
+    pmap = _pmap_ns(op_ns)
+    assert op_ns[:, X["X4"]].sum() / pmap.sum() > 0.5
+    assert np.median(op_ns[:, X["X4"]] / pmap) > 0.5
 
 
-@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
 def test_target_3_uvm_and_pmap_time_about_equal(seed):
-    costs = teardown_costs(_typical_compiler(seed), VARIANTS["baseline"], ARM64, M2_CORES)
-    uvm = costs.op_ns[:, X["X1"]] + costs.op_ns[:, X["X6"]]
-    ratio = uvm / _pmap_ns(costs.op_ns)
-    assert 0.7 <= ratio[0] <= 1.4
+    op_ns = _kernel_build_costs(seed).op_ns
+    uvm = op_ns[:, X["X1"]] + op_ns[:, X["X6"]]
+    pmap = _pmap_ns(op_ns)
+    assert 0.7 <= uvm.sum() / pmap.sum() <= 1.4
+    ratio = uvm / pmap
+    assert 0.7 <= np.median(ratio) <= 1.4
+    assert np.mean((ratio >= 0.7) & (ratio <= 1.4)) >= 0.8  # and most compilers, not one

@@ -7,6 +7,11 @@ import pytest
 
 from exitcore import engine as E
 
+KL = E.locked(0)  # lock 0: a spin lock standing for KERNEL_LOCK
+PQ = E.locked(1)  # lock 1: another spin lock
+SL = E.locked(2)  # lock 2: a sleeping lock
+KINDS = np.array([E.SPIN, E.SPIN, E.SLEEP], np.int8)
+
 
 def run(
     procs: list[list[tuple[int, float]]],
@@ -19,15 +24,16 @@ def run(
     notify_from_exit: bool = False,
     phases: list[tuple[int, int]] | None = None,
     reapers: int = 1,
+    lock_kinds: np.ndarray = KINDS,
 ) -> E.EngineRun:
     """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]."""
     seg_ptr = np.concatenate(([0], np.cumsum([len(p) for p in procs])))
-    kinds = np.array([k for p in procs for k, _ in p], np.int8)
+    kinds = np.array([k for p in procs for k, _ in p], np.int16)
     works = np.array([w for p in procs for _, w in p], float)
     exit_first = seg_ptr[1:] if exit_at is None else seg_ptr[:-1] + np.asarray(exit_at)
     reaper = reaper or [[] for _ in procs]
     rptr = np.concatenate(([0], np.cumsum([len(r) for r in reaper])))
-    rkinds = np.array([k for r in reaper for k, _ in r], np.int8)
+    rkinds = np.array([k for r in reaper for k, _ in r], np.int16)
     rworks = np.array([w for r in reaper for _, w in r], float)
     phases = phases or [(len(procs), threads)]
     phase_ptr = np.concatenate(([0], np.cumsum([n for n, _ in phases])))
@@ -46,14 +52,16 @@ def run(
         phase_ptr,
         np.array([s for _, s in phases]),
         reapers,
+        lock_kinds,
     )
 
 
 def test_one_process_alone() -> None:
-    r = run([[(E.USER, 100.0), (E.SYS, 30.0), (E.KL, 20.0)]], reaper=[[(E.SYS, 50.0)]])
+    r = run([[(E.USER, 100.0), (E.SYS, 30.0), (KL, 20.0)]], reaper=[[(E.SYS, 50.0)]])
     tot = r.totals_ns
     assert tot[E.A_USER] == 100.0 and tot[E.A_SYS] == 50.0
-    assert tot[E.A_REAPER] == 50.0 and tot[E.A_KL_HOLD] == 20.0 and tot[E.A_KL_WAIT] == 0.0
+    assert tot[E.A_REAPER] == 50.0 and r.lock_hold_ns[0] == 20.0 and r.lock_wait_ns[0] == 0.0
+    assert r.lock_acquisitions.tolist() == [1, 0, 0]
     # the parent hears of it once the reaper is done
     assert tot[E.A_WALL] == 200.0
     assert list(r.times_ns[0]) == [0.0, 150.0, 150.0, 150.0, 200.0, 200.0]
@@ -67,17 +75,63 @@ def test_notify_from_exit_does_not_wait_for_the_reaper() -> None:
 
 def test_kernel_lock_is_a_fifo_mutex_and_spinning_is_sys_time() -> None:
     # three processes take KERNEL_LOCK for 10 ns at t=0 on three CPUs: waits 0, 10, 20
-    r = run([[(E.KL, 10.0)]] * 3, threads=3)
+    r = run([[(KL, 10.0)]] * 3, threads=3)
     tot = r.totals_ns
-    assert tot[E.A_KL_WAIT] == 30.0
+    assert r.lock_wait_ns[0] == 30.0
     assert tot[E.A_SYS] == 30.0 + 30.0  # held + spun
     assert sorted(r.times_ns[:, E.T_EXIT_END]) == [10.0, 20.0, 30.0]
 
 
 def test_page_queue_lock_is_independent_of_kernel_lock() -> None:
-    r = run([[(E.KL, 10.0)], [(E.PQ, 10.0)]], threads=2)
-    assert r.totals_ns[E.A_KL_WAIT] == 0.0 and r.totals_ns[E.A_PQ_WAIT] == 0.0
+    r = run([[(KL, 10.0)], [(PQ, 10.0)]], threads=2)
+    assert r.lock_wait_ns.tolist() == [0.0, 0.0, 0.0]
     assert r.totals_ns[E.A_WALL] == 10.0
+
+
+def test_a_sleeping_waiter_gives_its_cpu_to_the_next_runnable() -> None:
+    # two CPUs, three processes. P0 holds the sleeping lock 0..100; P1 computes 10 (system
+    # time: no scheduling point), asks for it and sleeps, so P2 (waiting since t=0) runs 10..90
+    # on P1's CPU. At 100 P1 is granted the lock, finds P2's CPU free and holds it 100..150.
+    procs = [[(SL, 100.0)], [(E.SYS, 10.0), (SL, 50.0)], [(E.USER, 80.0)]]
+    r = run(procs, threads=2, phases=[(3, 3)])
+    assert r.times_ns[:, E.T_EXIT_END].tolist() == [100.0, 150.0, 90.0]
+    assert r.lock_wait_ns[2] == 90.0  # asleep 10..100: neither user nor sys
+    assert r.totals_ns[E.A_USER] == 80.0 and r.totals_ns[E.A_SYS] == 160.0
+    assert r.totals_ns[E.A_CPU] == 240.0 and r.lock_hold_ns[2] == 150.0
+    # the same with a spin lock: P1 keeps its CPU, P2 waits for P0's
+    spun = run(
+        [[(KL, 100.0)], [(E.SYS, 10.0), (KL, 50.0)], [(E.USER, 80.0)]], threads=2, phases=[(3, 3)]
+    )
+    assert spun.times_ns[:, E.T_EXIT_END].tolist() == [100.0, 150.0, 180.0]
+    assert spun.totals_ns[E.A_SYS] == 160.0 + 90.0  # held + spun
+    assert spun.lock_wait_ns[0] == 90.0
+
+
+def test_a_granted_sleeper_holds_the_lock_while_it_waits_for_a_cpu() -> None:
+    # two CPUs; P2 and P3 wait in the run queue from t=0. P1 sleeps on the lock at 10 (P2
+    # takes its CPU). At 50 P0 lets go: P1 is granted the lock and queues behind P3, which gets
+    # P0's CPU and runs 50..150; P1 runs its 20 ns at 150..170 and holds the lock 50..170.
+    procs = [[(SL, 50.0)], [(E.SYS, 10.0), (SL, 20.0)], [(E.USER, 200.0)], [(E.USER, 100.0)]]
+    r = run(procs, threads=2, phases=[(4, 4)])
+    assert r.times_ns[:, E.T_EXIT_END].tolist() == [50.0, 170.0, 210.0, 150.0]
+    assert r.lock_wait_ns[2] == 40.0 and r.lock_hold_ns[2] == 50.0 + 120.0
+    assert r.lock_acquisitions[2] == 2
+    assert r.totals_ns[E.A_SYS] == 80.0 and r.totals_ns[E.A_USER] == 300.0
+    assert r.totals_ns[E.A_CPU] == 380.0
+
+
+def test_a_reaper_sleeping_on_a_lock_gives_its_cpu_up_and_is_not_busy() -> None:
+    # two CPUs. P0 holds the sleeping lock 0..100; P1 exits at 20, and its reaper job queues
+    # behind P2 (waiting since 0), which runs 20..70 on P1's CPU. The reaper then asks for the
+    # lock, sleeps 70..100 (its CPU idle), is granted and runs 100..105.
+    procs = [[(SL, 100.0)], [(E.SYS, 20.0)], [(E.USER, 50.0)]]
+    reaper = [[], [(SL, 5.0)], []]
+    r = run(procs, threads=2, reaper=reaper, phases=[(3, 3)])
+    assert r.times_ns[1, E.T_REAP_START] == 70.0 and r.times_ns[1, E.T_REAP_END] == 105.0
+    assert r.times_ns[2, E.T_EXIT_END] == 70.0
+    assert r.totals_ns[E.A_REAPER] == 5.0  # asleep is not busy
+    assert r.lock_wait_ns[2] == 30.0
+    assert r.totals_ns[E.A_CPU] == 100.0 + 20.0 + 50.0 + 5.0
 
 
 def test_reaper_needs_a_core() -> None:
@@ -136,7 +190,7 @@ def test_smt_siblings_both_busy_run_at_smt_speed() -> None:
 
 
 def test_exit_time_is_when_the_first_exit_segment_is_reached() -> None:
-    r = run([[(E.USER, 10.0), (E.SYS, 5.0), (E.KL, 2.0)]], exit_at=[1])
+    r = run([[(E.USER, 10.0), (E.SYS, 5.0), (KL, 2.0)]], exit_at=[1])
     assert r.times_ns[0, E.T_EXIT] == 10.0 and r.times_ns[0, E.T_EXIT_END] == 17.0
 
 
@@ -154,8 +208,10 @@ def test_two_reapers_serve_in_parallel() -> None:
         ({"smt_speed": 0.0}, "smt_speed"),
         ({"n_reapers": 0}, "n_reapers"),
         ({"phase_slots": np.array([0])}, "phase_slots"),
-        ({"seg_kind": np.array([E.BLOCK], np.int8)}, "seg_kind"),
-        ({"rseg_kind": np.array([E.USER], np.int8)}, "rseg_kind"),
+        ({"seg_kind": np.array([E.BLOCK], np.int16)}, "seg_kind"),
+        ({"rseg_kind": np.array([E.USER], np.int16)}, "rseg_kind"),
+        ({"seg_kind": np.array([E.locked(3)], np.int16)}, "seg_kind"),
+        ({"lock_kinds": np.array([2, 0, 0], np.int8)}, "lock_kinds"),
         ({"seg_ptr": np.array([0, 0, 1])}, "seg_ptr"),
     ],
 )
@@ -164,16 +220,17 @@ def test_bad_engine_input(kw: dict, field: str) -> None:
         "sibling": np.array([-1]),
         "smt_speed": 1.0,
         "seg_ptr": np.array([0, 1]),
-        "seg_kind": np.array([E.USER], np.int8),
+        "seg_kind": np.array([E.USER], np.int16),
         "seg_work_ns": np.array([1.0]),
         "exit_first": np.array([1]),
         "rseg_ptr": np.array([0, 1]),
-        "rseg_kind": np.array([E.SYS], np.int8),
+        "rseg_kind": np.array([E.SYS], np.int16),
         "rseg_work_ns": np.array([1.0]),
         "notify_from_exit": False,
         "phase_ptr": np.array([0, 1]),
         "phase_slots": np.array([1]),
         "n_reapers": 1,
+        "lock_kinds": KINDS,
     }
     args.update(kw)
     if field == "seg_ptr":

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from exitcore import presets
 from exitcore.arch import ARM64
-from exitcore.machine import BUILTIN_MACHINES, MachineProfile
+from exitcore.machine import MachineProfile
+
+PRESET_MACHINES = presets.load_all("machine")
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("name", sorted(PRESET_MACHINES))
 def test_builtin_profiles_parse_and_round_trip(name: str) -> None:
-    machine = MachineProfile.from_dict(BUILTIN_MACHINES[name])
+    machine = MachineProfile.from_dict(PRESET_MACHINES[name])
     assert machine.name == name
     assert MachineProfile.from_dict(machine.to_dict()) == machine
 
 
 def test_builtin_counts_match_the_published_machines() -> None:
-    counts = {n: (d["physical_cores"], d["hardware_threads"]) for n, d in BUILTIN_MACHINES.items()}
+    counts = {n: (d["physical_cores"], d["hardware_threads"]) for n, d in PRESET_MACHINES.items()}
     assert counts == {
         "arm64_m2": (8, 8),
         "amd64_ryzen8845": (8, 16),
@@ -29,7 +30,7 @@ def test_builtin_counts_match_the_published_machines() -> None:
 
 
 def test_smt_siblings_pair_thread_i_with_i_plus_physical_cores() -> None:
-    ryzen = MachineProfile.from_dict(BUILTIN_MACHINES["amd64_ryzen8845"])
+    ryzen = MachineProfile.from_dict(PRESET_MACHINES["amd64_ryzen8845"])
     full = ryzen.siblings(16)
     assert list(full[:8]) == list(range(8, 16))
     assert list(full[8:]) == list(range(8))
@@ -44,7 +45,7 @@ def test_smt_siblings_pair_thread_i_with_i_plus_physical_cores() -> None:
 
 
 def test_no_siblings_without_smt() -> None:
-    m2 = MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"])
+    m2 = MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"])
     assert np.all(m2.siblings(64) == -1)
 
 
@@ -56,13 +57,13 @@ def test_smt_speed_splits_one_core_plus_gain_between_two_threads() -> None:
 
 
 def test_what_if_is_more_cores_than_hardware_threads() -> None:
-    m2 = MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"])
+    m2 = MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"])
     assert not m2.is_what_if(8)
     assert m2.is_what_if(9)
 
 
 def test_arch_overrides_are_merged_onto_the_base_profile() -> None:
-    d = dict(BUILTIN_MACHINES["arm64_m2"], arch_overrides={"tlbi_ns": 90.0})
+    d = dict(PRESET_MACHINES["arm64_m2"], arch_overrides={"tlbi_ns": 90.0})
     arch = MachineProfile.from_dict(d).arch_profile()
     assert arch.tlbi_ns == 90.0
     assert arch.pte_ns == ARM64.pte_ns
@@ -87,17 +88,9 @@ def test_arch_overrides_are_merged_onto_the_base_profile() -> None:
 )
 def test_bad_machine_fields_raise_naming_the_field(change: dict, field: str) -> None:
     with pytest.raises(ValueError, match=field):
-        MachineProfile.from_dict({**BUILTIN_MACHINES["amd64_ryzen8845"], **change})
+        MachineProfile.from_dict({**PRESET_MACHINES["amd64_ryzen8845"], **change})
 
 
 def test_bad_core_count_for_siblings() -> None:
     with pytest.raises(ValueError, match="cores"):
-        MachineProfile.from_dict(BUILTIN_MACHINES["arm64_m2"]).siblings(0)
-
-
-@pytest.mark.parametrize("name", sorted(BUILTIN_MACHINES))
-def test_yaml_mirrors_the_builtin(name: str) -> None:
-    import yaml
-
-    path = Path(__file__).resolve().parents[2] / "conf" / "machine" / f"{name}.yaml"
-    assert yaml.safe_load(path.read_text()) == BUILTIN_MACHINES[name]
+        MachineProfile.from_dict(PRESET_MACHINES["arm64_m2"]).siblings(0)

@@ -7,18 +7,25 @@ import pytest
 from reference_sim import reference_run
 
 from exitcore import engine as E
-from exitcore.machine import BUILTIN_MACHINES, MachineProfile
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore import presets
+from exitcore.machine import MachineProfile
+from exitcore.mix import MixParams, generate
 from exitcore.simulate import build_segments, reduce_run, teardown_for
 from exitcore.variant import VARIANTS
 
 
 def random_workload(seed: int) -> dict:
-    """Random segments with continuous durations (no exact ties between independent events)."""
+    """Random segments with continuous durations (no exact ties between independent events):
+    two to five locks of both kinds, SMT on half the seeds, one or two reapers."""
     rng = np.random.default_rng(seed)
+    n_locks = int(rng.integers(2, 6))
+    lock_kinds = rng.integers(0, 2, size=n_locks).astype(np.int8)
+    lock_kinds[:2] = (E.SPIN, E.SLEEP)  # always at least one of each
+    body_kinds = [E.USER, E.SYS, E.BLOCK, *(E.locked(k) for k in range(n_locks))]
+    exit_kinds = [E.SYS, *(E.locked(k) for k in range(n_locks))]
     n_proc = int(rng.integers(5, 40))
     n_threads = int(rng.integers(1, 7))
-    smt = bool(rng.integers(0, 2)) and n_threads >= 2
+    smt = (seed % 2 == 0 or bool(rng.integers(0, 2))) and n_threads >= 2
     sibling = np.full(n_threads, -1, np.int64)
     if smt:
         half = n_threads // 2
@@ -27,9 +34,9 @@ def random_workload(seed: int) -> dict:
     kinds, works, ptr, exit_first = [], [], [0], []
     for _ in range(n_proc):
         n_body = int(rng.integers(1, 8))
-        body = rng.choice([E.USER, E.SYS, E.KL, E.PQ, E.BLOCK], size=n_body)
-        ex = rng.choice([E.SYS, E.KL, E.PQ], size=int(rng.integers(1, 4)))
-        seq = np.concatenate([body, ex]).astype(np.int8)
+        body = rng.choice(body_kinds, size=n_body)
+        ex = rng.choice(exit_kinds, size=int(rng.integers(1, 4)))
+        seq = np.concatenate([body, ex]).astype(np.int16)
         kinds.append(seq)
         works.append(rng.exponential(1000.0, size=seq.size) + 1.0)
         exit_first.append(ptr[-1] + n_body)
@@ -37,7 +44,7 @@ def random_workload(seed: int) -> dict:
     rkinds, rworks, rptr = [], [], [0]
     for _ in range(n_proc):
         k = int(rng.integers(0, 4))
-        rk = rng.choice([E.SYS, E.KL, E.PQ], size=k).astype(np.int8)
+        rk = rng.choice(exit_kinds, size=k).astype(np.int16)
         rkinds.append(rk)
         rworks.append(rng.exponential(500.0, size=k) + 1.0)
         rptr.append(rptr[-1] + k)
@@ -57,7 +64,14 @@ def random_workload(seed: int) -> dict:
         "notify_from_exit": bool(rng.integers(0, 2)),
         "phase_ptr": phase_ptr,
         "phase_slots": rng.integers(1, 6, size=n_phase).astype(np.int64),
-        "n_reapers": int(rng.integers(1, 3)),
+        "n_reapers": 2 if seed % 3 == 0 else int(rng.integers(1, 3)),
+        "lock_kinds": lock_kinds,
+        # hold growth per queued waiter on a third of the seeds (spin locks only, as simulate)
+        "lock_growth": np.where(lock_kinds == E.SPIN, rng.uniform(0.0, 0.3), 0.0)
+        if seed % 3 == 1
+        else None,
+        # processes sharing reaper-job rows (as processes sharing an address space do)
+        "reaper_rows": rng.integers(0, n_proc, n_proc) if seed % 4 == 2 else None,
     }
 
 
@@ -76,22 +90,39 @@ def run_engine(w: dict) -> E.EngineRun:
         w["phase_ptr"],
         w["phase_slots"],
         w["n_reapers"],
+        w["lock_kinds"],
+        w.get("lock_growth"),
+        w.get("reaper_rows"),
     )
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", range(80))
 def test_engine_matches_reference(seed: int) -> None:
     w = random_workload(seed)
     fast = run_engine(w)
-    times, totals = reference_run(**w)
-    np.testing.assert_allclose(fast.times_ns, times, rtol=1e-9, atol=1e-6)
-    np.testing.assert_allclose(fast.totals_ns, totals, rtol=1e-9, atol=1e-6)
+    ref = reference_run(**w)
+    for field in ("times_ns", "totals_ns", "lock_hold_ns", "lock_wait_ns", "lock_acquisitions"):
+        np.testing.assert_allclose(
+            getattr(fast, field), getattr(ref, field), rtol=1e-9, atol=1e-6, err_msg=field
+        )
+
+
+def test_random_workloads_exercise_sleeping_and_spinning_waits() -> None:
+    """The differential test is only as good as its inputs: both kinds of lock are contended."""
+    spin_wait = sleep_wait = 0.0
+    for seed in range(80):
+        w = random_workload(seed)
+        run = run_engine(w)
+        spin_wait += run.lock_wait_ns[w["lock_kinds"] == E.SPIN].sum()
+        sleep_wait += run.lock_wait_ns[w["lock_kinds"] == E.SLEEP].sum()
+    assert spin_wait > 0 and sleep_wait > 0
 
 
 @pytest.mark.parametrize(
     ("machine", "mix", "variant", "cores", "seed"),
     [
         ("arm64_m2", "kernel_build", "baseline", 4, 0),
+        ("arm64_altra80", "kernel_build", "baseline_2024", 16, 4),
         ("amd64_ryzen8845", "kernel_build", "pmap_deactivate", 12, 1),
         ("arm64_m2", "fork_exit", "rip_reaper", 6, 2),
         ("amd64_ryzen8845", "configure", "linux_fullmm", 3, 3),
@@ -101,16 +132,16 @@ def test_point_metrics_match_reference(
     machine: str, mix: str, variant: str, cores: int, seed: int
 ) -> None:
     """Real mixes through both loops, reduced to PointResult metrics."""
-    small = {**BUILTIN_MIXES[mix], "address_space_templates": 8}
+    small = {**presets.load("mix", mix), "address_space_templates": 8}
     if small["processes_per_slot"] == 0:
         small["processes"] = 60
     else:
         small["processes_per_slot"] = 5
-    m = MachineProfile.from_dict(BUILTIN_MACHINES[machine])
+    m = MachineProfile.from_dict(presets.load("machine", machine))
     v = VARIANTS[variant]
     w = generate(MixParams.from_dict(small), cores, np.random.default_rng(seed))
     costs = teardown_for(w, v, m, cores)
-    s = build_segments(w, costs, m.cpu_speed, m.io_op_s, m.kernel_speed)
+    s = build_segments(w, costs, v, m)
     inputs = {
         "sibling": m.siblings(cores),
         "smt_speed": m.smt_speed,
@@ -125,10 +156,12 @@ def test_point_metrics_match_reference(
         "phase_ptr": w.phase_ptr,
         "phase_slots": w.phase_slots,
         "n_reapers": m.reapers,
+        "lock_kinds": s.lock_kinds,
+        "lock_growth": s.lock_growth,
+        "reaper_rows": s.reaper_rows,
     }
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
-    times, totals = reference_run(**inputs)
-    ref = reduce_run(E.EngineRun(times, totals), costs, v, m, cores).as_dict()
+    ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()
     assert fast.keys() == ref.keys()
     for key, value in fast.items():
         assert value == pytest.approx(ref[key], rel=1e-9, abs=1e-12), key

@@ -7,21 +7,23 @@ import dataclasses
 import numpy as np
 import pytest
 
-from exitcore import PointParams, engine, simulate
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES, MixParams, generate
+from exitcore import PointParams, engine, presets, simulate
+from exitcore.mix import MixParams, generate
 from exitcore.result import PointResult
 from exitcore.simulate import build_segments, teardown_for
-from exitcore.variant import BUILTIN_VARIANTS
 
-SMALL_BUILD = {**BUILTIN_MIXES["kernel_build"], "processes": 120, "address_space_templates": 16}
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
+SMALL_BUILD = {**PRESET_MIXES["kernel_build"], "processes": 120, "address_space_templates": 16}
 
 
 def params(
     machine: str = "arm64_m2", mix: dict | None = None, variant: str = "baseline", cores: int = 8
 ) -> PointParams:
     return PointParams.from_dicts(
-        BUILTIN_MACHINES[machine], mix or SMALL_BUILD, BUILTIN_VARIANTS[variant], cores
+        PRESET_MACHINES[machine], mix or SMALL_BUILD, PRESET_VARIANTS[variant], cores
     )
 
 
@@ -68,7 +70,7 @@ def test_baseline_keeps_memory_until_the_reaper_frees_it() -> None:
 
     def run(variant: str) -> PointResult:
         p = PointParams.from_dicts(
-            BUILTIN_MACHINES["arm64_altra80"], mix, BUILTIN_VARIANTS[variant], 32
+            PRESET_MACHINES["arm64_altra80"], mix, PRESET_VARIANTS[variant], 32
         )
         return simulate(p, np.random.default_rng(0))
 
@@ -78,9 +80,9 @@ def test_baseline_keeps_memory_until_the_reaper_frees_it() -> None:
     assert purge.zombies_max >= 1
 
 
-@pytest.mark.parametrize("mix", sorted(BUILTIN_MIXES))
+@pytest.mark.parametrize("mix", sorted(PRESET_MIXES))
 def test_every_builtin_mix_runs(mix: str) -> None:
-    d = dict(BUILTIN_MIXES[mix])
+    d = dict(PRESET_MIXES[mix])
     if d["processes_per_slot"] == 0:
         d["processes"] = min(d["processes"], 200)
     r = simulate(params(mix=d, cores=4), np.random.default_rng(1))
@@ -109,10 +111,10 @@ def test_params_are_frozen() -> None:
 
 
 def configure(processes: int = 300) -> dict:
-    return {**BUILTIN_MIXES["configure"], "processes": processes, "address_space_templates": 16}
+    return {**PRESET_MIXES["configure"], "processes": processes, "address_space_templates": 16}
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 def test_configure_wall_time_stays_within_a_sane_factor_of_the_m2(machine: str) -> None:
     # One serial chain of tiny processes: its wall time is CPU time plus blocked I/O. Every
     # machine's CPU is within 2x of the M2's (cpu_speed, kernel_speed >= 0.5) and a storage
@@ -123,31 +125,25 @@ def test_configure_wall_time_stays_within_a_sane_factor_of_the_m2(machine: str) 
     assert 0.2 < other.wall_s / m2.wall_s < 5.0
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 @pytest.mark.parametrize("mix", ["fork_exit", "sparse_mmap", "big_rss"])
 def test_a_mix_without_io_never_blocks(machine: str, mix: str) -> None:
-    p = params(machine, mix={**BUILTIN_MIXES[mix], "io_ops": 0.0}, cores=4)
+    p = params(machine, mix={**PRESET_MIXES[mix], "io_ops": 0.0}, cores=4)
     w = generate(p.mix, 4, np.random.default_rng(0))
-    segs = build_segments(
-        w,
-        teardown_for(w, p.variant, p.machine, 4),
-        p.machine.cpu_speed,
-        p.machine.io_op_s,
-        p.machine.kernel_speed,
-    )
+    segs = build_segments(w, teardown_for(w, p.variant, p.machine, 4), p.variant, p.machine)
     assert not np.any(segs.seg_kind == engine.BLOCK)
 
 
-@pytest.mark.parametrize("machine", sorted(BUILTIN_MACHINES))
+@pytest.mark.parametrize("machine", sorted(PRESET_MACHINES))
 def test_io_adds_exactly_its_blocked_time_to_one_serial_chain(machine: str) -> None:
     # One chain on 8 CPUs: nothing overlaps or contends, so each I/O stall lands on the critical
     # path whole. Blocked time = io_op_s * io_ops * sum(user) / mean user of the lognormal.
     mix = configure(100)
-    slow = {**BUILTIN_MACHINES[machine], "io_op_s": 0.004}
-    fast = {**BUILTIN_MACHINES[machine], "io_op_s": 0.0}
+    slow = {**PRESET_MACHINES[machine], "io_op_s": 0.004}
+    fast = {**PRESET_MACHINES[machine], "io_op_s": 0.0}
     runs = [
         simulate(
-            PointParams.from_dicts(m, mix, BUILTIN_VARIANTS["baseline"], 8),
+            PointParams.from_dicts(m, mix, PRESET_VARIANTS["baseline"], 8),
             np.random.default_rng(5),
         )
         for m in (slow, fast)
@@ -159,3 +155,109 @@ def test_io_adds_exactly_its_blocked_time_to_one_serial_chain(machine: str) -> N
     # blocked time is neither user nor sys
     assert runs[0].user_s == pytest.approx(runs[1].user_s, rel=1e-9)
     assert runs[0].sys_s == pytest.approx(runs[1].sys_s, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("machine", "variant", "cores", "slots", "percpu"),
+    [
+        ("arm64_m2", "baseline", 8, None, 16),  # target 4
+        ("arm64_m2", "pmap_deactivate", 8, None, 16),  # target 5: the KERNEL_LOCK-heavy one
+        ("arm64_altra80", "baseline_2024", 80, 32, 0),  # target 10: every lock contended
+    ],
+)
+def test_results_do_not_depend_on_how_work_is_cut_into_pieces(
+    machine: str, variant: str, cores: int, slots: int | None, percpu: int
+) -> None:
+    """Doubling the granularity (pieces 16 -> 32) moves wall, user and sys by less than 1 %:
+    acquisitions have their own count and hold, so the cut only adds scheduling points.
+    (With a lock section per piece, as the first contention model had, target 5's sys grew by
+    several seconds per doubling.)"""
+    build = {**PRESET_MIXES["kernel_build"], "processes": 600, "slots": slots}
+    v = {**PRESET_VARIANTS[variant], "percpu_page_cache": percpu}
+    got = {}
+    for pieces in (16, 32):
+        p = PointParams.from_dicts(PRESET_MACHINES[machine], {**build, "pieces": pieces}, v, cores)
+        got[pieces] = simulate(p, np.random.default_rng(0))
+    for name in ("wall_s", "user_s", "sys_s"):
+        a, b = getattr(got[16], name), getattr(got[32], name)
+        assert abs(b / a - 1) < 0.01, f"{name}: {a:.3f} s at 16 pieces, {b:.3f} s at 32"
+
+
+def _quantile_by_hand(values: np.ndarray, q: float) -> float:
+    """Linear interpolation between closest ranks (the definition of numpy's default)."""
+    s = sorted(values.tolist())
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (pos - lo) * (s[hi] - s[lo])
+
+
+def _max_open_by_hand(starts: np.ndarray, ends: np.ndarray, weights: np.ndarray) -> float:
+    """Largest total weight of [start, end) intervals open at one instant, trying every start."""
+    best = 0.0
+    for t in starts:
+        open_now = (starts <= t) & (t < ends)
+        best = max(best, float(weights[open_now].sum()))
+    return best
+
+
+@pytest.mark.parametrize(
+    ("machine", "variant", "cores"),
+    [
+        ("arm64_m2", "baseline", 8),
+        ("arm64_m2", "pmap_purge", 4),
+        ("arm64_m2", "rip_reaper", 8),  # notified from exit: the reaper outlives the wall
+        ("amd64_ryzen8845", "baseline", 16),
+        ("arm64_m2", "rip_reaper", 64),  # 64 chains: zombies pile up behind the one reaper
+    ],
+)
+def test_metrics_match_a_brute_force_recomputation_from_event_times(
+    machine: str, variant: str, cores: int
+) -> None:
+    """Every derived metric of a point, recomputed here from the per-process event times by
+    other code than exitcore.simulate.reduce_run (a p99 that became a p90, a horizon that became
+    the wall, a zombie counted at its notification would all fail)."""
+    from exitcore.simulate import reduce_run
+
+    mix = (
+        {**SMALL_BUILD, "processes": 300}
+        if cores < 64
+        else {**PRESET_MIXES["fork_exit"], "processes_per_slot": 10}
+    )
+    p = params(machine, mix=mix, variant=variant, cores=cores)
+    w = generate(p.mix, cores, np.random.default_rng(5))
+    costs = teardown_for(w, p.variant, p.machine, cores)
+    segs = build_segments(w, costs, p.variant, p.machine)
+    run = engine.run(
+        p.machine.siblings(cores), p.machine.smt_speed, segs.seg_ptr, segs.seg_kind,
+        segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
+        p.variant.notify_from_exit, w.phase_ptr, w.phase_slots, p.machine.reapers,
+        segs.lock_kinds, segs.lock_growth, segs.reaper_rows,
+    )  # fmt: skip
+    r = reduce_run(run, costs, p.variant, p.machine, cores)
+    t = run.times_ns * 1e-9
+    exit_t, exit_end, reap_end, notify = (
+        t[:, engine.T_EXIT], t[:, engine.T_EXIT_END], t[:, engine.T_REAP_END], t[:, engine.T_NOTIFY]
+    )  # fmt: skip
+    latency = notify - exit_t
+    assert r.notify_latency_p99_s == pytest.approx(_quantile_by_hand(latency, 0.99), rel=1e-9)
+    assert r.notify_latency_mean_s == pytest.approx(sum(latency.tolist()) / len(latency))
+    assert r.notify_latency_max_s == pytest.approx(max(latency.tolist()), rel=1e-9)
+    wall = max(notify.tolist())
+    horizon = float(t.max())  # the last event: a reaper may outlive the last notification
+    assert r.wall_s == pytest.approx(wall) and r.exits == len(latency)
+    if p.variant.notify_from_exit:
+        assert horizon > wall  # so the utilisations below tell the two apart
+    if p.variant.notify_from_exit:
+        assert horizon > wall  # so the utilisations below tell the two apart
+    assert r.exits_per_s == pytest.approx(len(latency) / wall)
+    zombies = _max_open_by_hand(exit_t, reap_end, np.ones(len(exit_t)))
+    assert r.zombies_max == zombies >= 1
+    freed = reap_end if "reaper" in p.variant.contexts_of("X6") else exit_end
+    mb = np.asarray(costs.resident_mb, float)
+    assert r.unreclaimed_mb_max == pytest.approx(_max_open_by_hand(exit_t, freed, mb))
+    assert r.reaper_util == pytest.approx(r.reaper_busy_s / (horizon * p.machine.reapers))
+    assert r.klock_util == pytest.approx(r.klock_hold_s / horizon)
+    busy = r.user_s + r.sys_s + r.reaper_busy_s
+    assert r.cpu_util == pytest.approx(busy / (cores * horizon), rel=1e-9)
+    assert r.cpu_idle_s == pytest.approx(cores * horizon - busy, rel=1e-9)

@@ -8,21 +8,30 @@ import numpy as np
 import pytest
 from teardown_layouts import random_batch, single_entry
 
+from exitcore import presets
 from exitcore.addrspace import PLACEMENT_UNIFORM, AddressSpaces
 from exitcore.arch import AMD64, ARCHS, ARM64
+from exitcore.locks import FPAGEQ, KLOCK, KMMAP, PAGEQ, SCHEDLOCK, VNODE
 from exitcore.pagetable import table_counts_exact
 from exitcore.result import CONTEXTS, OPS
 from exitcore.teardown import teardown_costs
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+from exitcore.variant import VARIANTS, Variant
 
 X = {op: i for i, op in enumerate(OPS)}
 C = {ctx: i for i, ctx in enumerate(CONTEXTS)}
 
 
 def _variant(base: str, **ops: str | list[str]) -> Variant:
-    d = dict(BUILTIN_VARIANTS[base])
+    d = presets.load("variant", base)
     d["ops"] = {**d["ops"], **ops}
     return Variant.from_dict(d)
+
+
+def x8_sections(threads: int) -> float:
+    """X8 without the notification: the threads' proc free, or its lock sections if longer
+    (the uarea free under the kernel map lock per thread, the parent's wakeup)."""
+    sections = threads * ARM64.uarea_kmmap_ns + ARM64.wakeup_schedlock_ns
+    return max(threads * ARM64.proc_free_ns, sections)
 
 
 def test_arm64_baseline_by_hand():
@@ -41,7 +50,7 @@ def test_arm64_baseline_by_hand():
         2 * 200.0,  # X5: kernel and user ASID
         1_000 * ARM64.page_free_ns,  # X6: anonymous
         4 * 600.0,  # X7: 2 leaf + 2 upper tables
-        2 * 3_000.0 + 2_000.0,  # X8: per thread + notify
+        x8_sections(2) + 2_000.0,  # X8: per thread (at least its lock sections) + notify
     ]
     assert costs.op_ns[0] == pytest.approx(expected)
     assert costs.ctx_ns[0] == pytest.approx([0.0, 10_000.0, sum(expected) - 10_000.0])
@@ -217,7 +226,8 @@ def test_processes_without_entries_pay_only_fixed_parts():
         user_va_pages=[1 << 27, 1 << 27],
     )
     costs = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
-    assert costs.op_ns[0].tolist() == [10_000.0, 0, 0, 0, 0, 400.0, 0, 0, 5_000.0]
+    x8 = x8_sections(1) + ARM64.notify_ns
+    assert costs.op_ns[0].tolist() == pytest.approx([10_000.0, 0, 0, 0, 0, 400.0, 0, 0, x8])
 
 
 @pytest.mark.parametrize(
@@ -250,3 +260,62 @@ def test_docstring_examples_run():
     for module in (exitcore.addrspace, exitcore.pagetable, exitcore.teardown):
         result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_lock_demand_by_hand() -> None:
+    """Which lock each op takes where it runs, counted by hand (DESIGN.md section 9)."""
+    spaces = single_entry(2_048, 1_000, threads=2)  # one anonymous entry, 1,000 pages
+    r = C["reaper"]
+    base = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    # 2025: frees through the per-CPU cache (16 pages per drain), page queues per page, uarea
+    # free per thread under the kernel map lock, the parent's wakeup under SCHED_LOCK
+    assert base.lock_acq[0, r, FPAGEQ] == 63  # ceil(1000 / 16)
+    assert base.lock_ns[0, r, FPAGEQ] == pytest.approx(
+        63 * ARM64.fpageq_acq_ns + 1_000 * ARM64.fpageq_page_ns
+    )
+    assert base.lock_acq[0, r, PAGEQ] == 1_000
+    assert base.lock_acq[0, r, KMMAP] == 2 and base.lock_acq[0, r, SCHEDLOCK] == 1
+    assert base.lock_acq[0, r, VNODE] == 0  # no object entry to detach
+    assert base.lock_acq[0, r, KLOCK] == 0
+    assert base.final_ns[0].tolist() == [0.0, 10_000.0, ARM64.notify_ns]
+    # 2024: the reaper holds KERNEL_LOCK over pmap_destroy (X7) and, with the notification,
+    # over all of X8: the uarea free's kernel-map section is nested in it (taken before
+    # uvm_uarea_free), not an acquisition of its own
+    old = teardown_costs(spaces, VARIANTS["baseline_2024"], ARM64, cores=8)
+    assert old.lock_acq[0, r, KLOCK] == 1
+    assert old.lock_ns[0, r, KLOCK] == pytest.approx(4 * ARM64.ptp_free_ns)
+    assert old.final_ns[0, r] == pytest.approx(ARM64.notify_ns + x8_sections(2))
+    assert old.lock_acq[0, r, KMMAP] == 0 and old.lock_acq[0, r, SCHEDLOCK] == 0
+    # without the per-CPU cache every page free takes the free-page lock
+    no_cache = presets.load("variant", "baseline_2024") | {"percpu_page_cache": 0}
+    old0 = teardown_costs(spaces, Variant.from_dict(no_cache), ARM64, cores=8)
+    assert old0.lock_acq[0, r, FPAGEQ] == 1_000
+    assert old0.lock_ns[0, r, FPAGEQ] == pytest.approx(
+        1_000 * (ARM64.fpageq_acq_ns + ARM64.fpageq_page_ns)
+    )
+    # lock sections are parts of an op's cost, and an op costs at least its sections: with the
+    # cache they fit in X6's page_free_ns, without it the pmemrange work of every page does not
+    x6 = X["X6"]
+    with_cache = (63 * ARM64.fpageq_acq_ns) / 1_000 + ARM64.fpageq_page_ns + 40.0
+    assert with_cache < ARM64.page_free_ns
+    assert base.op_ns[0, x6] == pytest.approx(1_000 * ARM64.page_free_ns)
+    per_page = ARM64.fpageq_acq_ns + ARM64.fpageq_page_ns + ARM64.page_free_pageq_ns
+    assert old0.op_ns[0, x6] == pytest.approx(1_000 * max(ARM64.page_free_ns, per_page))
+    others = [i for i in range(9) if i != x6]
+    np.testing.assert_allclose(old0.op_ns[0, others], base.op_ns[0, others])
+
+
+def test_object_entries_take_the_object_lock_and_in_2024_kernel_lock() -> None:
+    spaces = single_entry(64, 10, is_anon=False)
+    r = C["reaper"]
+    base = teardown_costs(spaces, VARIANTS["baseline"], ARM64, cores=8)
+    assert base.lock_acq[0, r, VNODE] == 1
+    assert base.lock_ns[0, r, VNODE] == pytest.approx(ARM64.object_detach_ns)
+    assert base.lock_acq[0, r, FPAGEQ] == 0  # file pages are not freed by the exit
+    old = teardown_costs(spaces, VARIANTS["baseline_2024"], ARM64, cores=8)
+    # X1's object entry under KERNEL_LOCK (its object lock nested in it), then pmap_destroy
+    assert old.lock_acq[0, r, KLOCK] == 2
+    entry = max(ARM64.map_entry_ns, ARM64.object_detach_ns)
+    assert old.lock_ns[0, r, KLOCK] == pytest.approx(entry + old.op_ns[0, X["X7"]])
+    assert old.lock_acq[0, r, VNODE] == 0
+    assert old.op_ns[0, X["X1"]] == pytest.approx(entry)

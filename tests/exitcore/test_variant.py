@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
+from exitcore import presets
 from exitcore.result import OPS
-from exitcore.variant import BUILTIN_VARIANTS, VARIANTS, Variant
+from exitcore.variant import VARIANTS, Variant
 
-CONF = Path(__file__).resolve().parents[2] / "conf" / "variant"
+PRESET_VARIANTS = presets.load_all("variant")
+
 
 # DESIGN.md section 3, transcribed: ops per context (X5 twice in pmap_purge).
 DESIGN_TABLE = {
     "baseline": ({}, {"X0"}, {"X1", "X2", "X3", "X4", "X5", "X6", "X7", "X8"}, "reaper"),
+    "baseline_2024": ({}, {"X0"}, {"X1", "X2", "X3", "X4", "X5", "X6", "X7", "X8"}, "reaper"),
     "uvm_purge": ({"X1", "X2", "X3", "X4", "X6"}, {"X0"}, {"X5", "X7", "X8"}, "reaper"),
     "pmap_purge": ({"X1", "X2", "X3", "X5", "X6"}, {"X0"}, {"X5", "X7", "X8"}, "reaper"),
     "pmap_deactivate": (set(), {"X0", "X3", "X5", "X7"}, {"X1", "X6", "X8"}, "reaper"),
@@ -24,12 +25,12 @@ DESIGN_TABLE = {
 }
 
 
-def test_eight_builtins_parse_and_round_trip():
+def test_builtins_parse_and_round_trip():
     assert set(VARIANTS) == set(DESIGN_TABLE)
     for name, variant in VARIANTS.items():
         assert variant.name == name
         assert Variant.from_dict(variant.to_dict()) == variant
-        assert Variant.from_dict(BUILTIN_VARIANTS[name]) == variant
+        assert Variant.from_dict(PRESET_VARIANTS[name]) == variant
 
 
 @pytest.mark.parametrize("name", sorted(DESIGN_TABLE))
@@ -43,15 +44,16 @@ def test_builtins_follow_the_design_table(name):
 
 
 def test_flags_of_the_builtins():
-    assert [n for n, v in VARIANTS.items() if v.walk == "sparse"] == [
+    assert {n for n, v in VARIANTS.items() if v.walk == "sparse"} == {
         "pmap_deactivate",
         "combined",
         "rip_reaper",
         "linux_fullmm",
-    ]
+    }
     assert VARIANTS["zap_first"].walk == "full_user_va"
     assert {n for n, v in VARIANTS.items() if v.tlb_flush == "per_page"} == {
         "baseline",
+        "baseline_2024",
         "uvm_purge",
         "zap_first",
     }
@@ -59,20 +61,39 @@ def test_flags_of_the_builtins():
     assert VARIANTS["pmap_purge"].contexts_of("X5") == ("exit", "reaper")
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_VARIANTS))
-def test_yaml_files_mirror_the_builtins(name):
-    assert yaml.safe_load((CONF / f"{name}.yaml").read_text()) == BUILTIN_VARIANTS[name]
+def test_2024_kernel_locks_the_reapers_teardown_and_2025_does_not():
+    """DESIGN.md section 9: only baseline_2024 takes KERNEL_LOCK in the reaper's X1, X7, X8."""
+    for name, v in VARIANTS.items():
+        locked = {op for op in OPS if "klock" in v.locks_of(op)}
+        assert locked == ({"X1", "X7", "X8"} if name == "baseline_2024" else set()), name
+        assert v.locks_of("X6") == ("fpageq", "pageq") and "kmmap" in v.locks_of("X8")
+        assert v.percpu_page_cache == 16  # committed 2024-05-01
+
+
+def test_percpu_page_cache_and_locks_are_validated():
+    base = PRESET_VARIANTS["baseline"]
+    assert Variant.from_dict({**base, "percpu_page_cache": 0}).percpu_page_cache == 0
+    for bad in (-1, 1.5, "16", True):
+        with pytest.raises(ValueError, match="percpu_page_cache"):
+            Variant.from_dict({**base, "percpu_page_cache": bad})
+    with pytest.raises(ValueError, match=r"locks\.X6.*giant"):
+        Variant.from_dict({**base, "locks": {"X6": ["giant"]}})
+    with pytest.raises(ValueError, match="X10"):
+        Variant.from_dict({**base, "locks": {"X10": ["klock"]}})
+    # a variant without `locks` takes the defaults every kernel has
+    no_locks = {k: v for k, v in base.items() if k != "locks"}
+    assert Variant.from_dict(no_locks) == VARIANTS["baseline"]
 
 
 def test_a_ninth_variant_is_just_data():
-    d = dict(BUILTIN_VARIANTS["combined"], name="combined_klock")
+    d = dict(PRESET_VARIANTS["combined"], name="combined_klock")
     d["ops"] = dict(d["ops"], X7="exit_klock")
     variant = Variant.from_dict(d)
     assert variant.contexts_of("X7") == ("exit_klock",)
 
 
 def _with(**changes):
-    d = {**BUILTIN_VARIANTS["baseline"], **changes}
+    d = {**PRESET_VARIANTS["baseline"], **changes}
     return d
 
 
@@ -80,15 +101,15 @@ def _with(**changes):
     ("d", "message"),
     [
         (
-            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X9": "exit"}),
+            _with(ops={**PRESET_VARIANTS["baseline"]["ops"], "X9": "exit"}),
             "ops: unknown operation 'X9'; allowed: ['X0'",
         ),
         (
-            _with(ops={**BUILTIN_VARIANTS["baseline"]["ops"], "X3": "kernel"}),
+            _with(ops={**PRESET_VARIANTS["baseline"]["ops"], "X3": "kernel"}),
             "ops.X3: 'kernel' is not one of ['exit', 'exit_klock', 'reaper', 'none']",
         ),
         (
-            _with(ops={k: v for k, v in BUILTIN_VARIANTS["baseline"]["ops"].items() if k != "X8"}),
+            _with(ops={k: v for k, v in PRESET_VARIANTS["baseline"]["ops"].items() if k != "X8"}),
             "ops.X8: missing",
         ),
         (_with(notify="parent"), "notify: 'parent' is not one of ['exit', 'reaper']"),
@@ -105,9 +126,9 @@ def test_bad_variants_raise_naming_the_field(d, message):
 
 
 def test_flags_drop_the_ops_they_make_unnecessary():
-    asid = Variant.from_dict({**BUILTIN_VARIANTS["baseline"], "tlb_flush": "asid"})
+    asid = Variant.from_dict({**PRESET_VARIANTS["baseline"], "tlb_flush": "asid"})
     assert asid.contexts_of("X4") == ()
     assert asid.contexts_of("X3") == ("reaper",)
-    sparse = Variant.from_dict({**BUILTIN_VARIANTS["uvm_purge"], "walk": "sparse"})
+    sparse = Variant.from_dict({**PRESET_VARIANTS["uvm_purge"], "walk": "sparse"})
     assert sparse.contexts_of("X2") == ()
     assert Variant.from_dict(sparse.to_dict()) == sparse

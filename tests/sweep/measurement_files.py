@@ -1,4 +1,4 @@
-"""Measurement files for tests: the shipped conf/ groups, plus files written as dicts."""
+"""Measurement files for tests: the shipped presets and conf/measurement, plus files as dicts."""
 
 from __future__ import annotations
 
@@ -8,15 +8,21 @@ from typing import Any
 
 import yaml
 
+from exitcore import presets
+
 CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ("machine", "mix", "variant", "measurement")
 
 
 def shipped() -> tuple[Any, dict[str, list[str]]]:
     def load(group: str, name: str) -> dict[str, Any]:
+        if group in presets.GROUPS:
+            return presets.load(group, name)
         return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
 
-    return load, {g: sorted(p.stem for p in (CONF / g).glob("*.yaml")) for g in GROUPS}
+    available = {g: presets.names(g) for g in presets.GROUPS}
+    available["measurement"] = sorted(p.stem for p in (CONF / "measurement").glob("*.yaml"))
+    return load, available
 
 
 def with_files(extra: dict[str, dict[str, Any]]) -> tuple[Any, dict[str, list[str]]]:

@@ -21,17 +21,18 @@ import pyarrow as pa
 import pytest
 import yaml
 
-from exitcore import MODEL_VERSION
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import MODEL_VERSION, presets
 from sweep.compute import Shared, compute_chunk
 from sweep.plan import plan
 from sweep.spec import StudySpec
 from sweep.store import read_points
 
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
 pytestmark = pytest.mark.slow
-BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+BUILTIN = {"machine": PRESET_MACHINES, "mix": PRESET_MIXES, "variant": PRESET_VARIANTS}
 TINY = {
     "machine": ["arm64_m2"],
     "mix": ["fork_exit"],
@@ -66,8 +67,8 @@ def reference(
     """The rows of an uninterrupted run, computed point by point in this process."""
     groups = {
         **BUILTIN,
-        "variant": {**BUILTIN_VARIANTS, **(variants or {})},
-        "mix": {**BUILTIN_MIXES, **(mixes or {})},
+        "variant": {**PRESET_VARIANTS, **(variants or {})},
+        "mix": {**PRESET_MIXES, **(mixes or {})},
     }
     spec = StudySpec.from_dicts(
         {"study": {"name": name, "seed": 0}, "grid": grid},
@@ -169,7 +170,7 @@ def test_sigkill_mid_study_then_rerun_equals_an_uninterrupted_run(
 BAD_INPUTS = [
     (["grid.machine=[arm64_m2,nope]"], "unknown machine 'nope'; valid machines: amd64_epyc192"),
     (["grid.mix=[nope]"], "valid mixes: big_rss, configure, fork_exit"),
-    (["grid.variant=[nope]"], "valid variants: baseline, combined"),
+    (["grid.variant=[nope]"], "valid variants: baseline, baseline_2024, combined"),
     (["grid.cores=[1,0]"], "grid.cores: 0 is not a valid core count"),
     (["grid.cores=[-2]"], "grid.cores: -2 is not a valid core count"),
     (["grid.cores=[1.5]"], "grid.cores: 1.5 is not an integer"),
@@ -251,10 +252,9 @@ def test_help_names_the_app_its_keys_layout_and_examples(tmp_path: Path) -> None
     assert "OUT/NAME/points/machine=<m>/mix=<x>/part-<uuid>.parquet" in text
     examples = [ln for ln in text.splitlines() if ln.startswith("  python -m sweep study.name=")]
     assert len(examples) == 2
-    # The names a grid can use are listed from conf/ by Hydra, not from a copy of them.
-    conf = Path(__file__).resolve().parents[2] / "conf"
+    # The names a grid can use are listed by Hydra from the presets, not from a copy of them.
     for group in ("machine", "mix", "variant"):
-        names = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        names = presets.names(group)
         assert f"\n{group}: {', '.join(names)}\n" in text
     assert list(tmp_path.iterdir()) == []
 
@@ -263,7 +263,7 @@ def test_multirun_with_a_variant_defined_only_in_yaml(tmp_path: Path, ray_addres
     extra = tmp_path / "extra_conf"
     (extra / "variant").mkdir(parents=True)
     early_notify = {
-        **BUILTIN_VARIANTS["baseline"],
+        **PRESET_VARIANTS["baseline"],
         "name": "early_notify",
         "description": "baseline, but the parent is woken from exit",
         "notify": "exit",
@@ -301,7 +301,7 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
 ) -> None:
     extra = tmp_path / "extra_conf"
     (extra / "variant").mkdir(parents=True)
-    mine = {**BUILTIN_VARIANTS["baseline"], "name": "mine", "description": "a user's variant"}
+    mine = {**PRESET_VARIANTS["baseline"], "name": "mine", "description": "a user's variant"}
     variant_file = extra / "variant" / "mine.yaml"
     variant_file.write_text(yaml.safe_dump(mine))
     grid = {**TINY, "variant": ["baseline", "mine"], "cores": "1..2", "seed": [0]}
@@ -314,7 +314,7 @@ def test_changing_a_parameter_recomputes_exactly_the_affected_points(
         "report=false",
     ]
     study = tmp_path / "results" / "default"
-    small_mix = {"fork_exit": {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": 50}}
+    small_mix = {"fork_exit": {**PRESET_MIXES["fork_exit"], "processes_per_slot": 50}}
 
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr

@@ -1,4 +1,5 @@
-"""conf/: every YAML composes with Hydra, and the group files equal exitcore's built-in dicts."""
+"""The presets: every machine, mix and variant composes with Hydra from the package's search path
+entry, and is the same mapping exitcore's own loader reads."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import presets
 from sweep.plan import plan, validate
 from sweep.spec import GROUPS, StudySpec
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
 CONTRACT = {
     "machine": {"arm64_m2", "amd64_ryzen8845", "arm64_altra80", "amd64_epyc192"},
     "mix": {"kernel_build", "fork_exit", "configure", "sparse_mmap", "big_rss"},
@@ -29,9 +27,10 @@ CONTRACT = {
         "rip_reaper",
         "linux_fullmm",
         "zap_first",
+        "baseline_2024",
     },
 }
-GROUP_FILES = sorted((g, p.stem) for g in GROUPS for p in (CONF / g).glob("*.yaml"))
+GROUP_FILES = sorted((g, name) for g in GROUPS for name in presets.names(g))
 
 
 def composed(*overrides: str) -> Any:
@@ -45,16 +44,19 @@ def test_every_name_of_the_contract_has_a_yaml_file(group: str) -> None:
 
 
 @pytest.mark.parametrize(("group", "name"), GROUP_FILES)
-def test_group_file_composes_and_equals_the_builtin(group: str, name: str) -> None:
+def test_preset_composes_through_hydras_search_path(group: str, name: str) -> None:
     cfg = composed(f"+{group}={name}")
     loaded = OmegaConf.to_container(cfg[group], resolve=True)
-    assert loaded == BUILTIN[group][name]
+    assert loaded == presets.load(group, name)
+
+
+def test_the_presets_exist_once() -> None:
+    """conf/ holds no copy of a preset: Hydra finds them in the package only."""
+    assert not any((CONF / g).exists() for g in GROUPS)
 
 
 def load_yaml(group: str, name: str) -> dict:
-    loaded = OmegaConf.to_container(OmegaConf.load(CONF / group / f"{name}.yaml"), resolve=True)
-    assert isinstance(loaded, dict)
-    return loaded
+    return presets.load(group, name)
 
 
 def test_default_study_is_the_headline_question_and_validates() -> None:
@@ -63,7 +65,7 @@ def test_default_study_is_the_headline_question_and_validates() -> None:
     spec = StudySpec.from_dicts(cfg, load_yaml, available)
     assert spec.grid.machine == ("arm64_m2", "arm64_altra80")
     assert set(spec.grid.mix) == {"kernel_build", "fork_exit"}
-    assert set(spec.grid.variant) == CONTRACT["variant"]
+    assert set(spec.grid.variant) == CONTRACT["variant"] - {"baseline_2024"}  # the 2025 question
     assert spec.grid.cores == (1, 2, 4, 8, 16, 32, 64, 128)
     assert spec.name == "default" and str(spec.out) == "results"
     validate(spec)

@@ -13,16 +13,18 @@ import pyarrow as pa
 import pytest
 import ray.cloudpickle
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import presets
 from sweep.compute import Shared, compute_chunk, exitcore_point
 from sweep.execute import run
 from sweep.plan import Point, plan
 from sweep.spec import StudySpec
 
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
+
 pytestmark = pytest.mark.slow
-BUILTIN = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+BUILTIN = {"machine": PRESET_MACHINES, "mix": PRESET_MIXES, "variant": PRESET_VARIANTS}
 # Functions of this module run inside Ray workers, which cannot import the test module.
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -71,11 +73,11 @@ def test_rows_are_bit_identical_whatever_the_chunking_and_order(ray_local: Any) 
 
 
 def test_common_random_numbers_make_identical_variants_identical(ray_local: Any) -> None:
-    BUILTIN["variant"] = {**BUILTIN_VARIANTS, "baseline_copy": BUILTIN_VARIANTS["baseline"]}
+    BUILTIN["variant"] = {**PRESET_VARIANTS, "baseline_copy": PRESET_VARIANTS["baseline"]}
     try:
         spec = tiny_spec(variants=("baseline", "baseline_copy"))
     finally:
-        BUILTIN["variant"] = BUILTIN_VARIANTS
+        BUILTIN["variant"] = PRESET_VARIANTS
     rows = collect(plan(spec), Shared("t", "h", spec.params)).to_pylist()
     by_key = {(r["mix"], r["cores"], r["seed"], r["variant"]): r for r in rows}
     for (mix, cores, seed, variant), row in by_key.items():

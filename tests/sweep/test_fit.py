@@ -43,16 +43,16 @@ def test_fitted_yaml_nests_dotted_params_and_expands_the_wildcard() -> None:
         [
             entry("machine", "*", "reapers", 1, 4),
             entry("machine", "arm64_m2", "arch_overrides.tlbi_ns", 30, 120),
-            entry("mix", "kernel_build", "klock_frac", 0.1, 0.6),
+            entry("mix", "kernel_build", "klock_hold_us", 2.0, 30.0),
         ]
     )
-    out = fitted_overrides(fit, [2.4, 61.23456789, 0.4949])
+    out = fitted_overrides(fit, [2.4, 61.23456789, 6.54321])
     assert out == {
         "machine": {
             "amd64_ryzen8845": {"reapers": 2},
             "arm64_m2": {"reapers": 2, "arch_overrides": {"tlbi_ns": 61.2346}},
         },
-        "mix": {"kernel_build": {"klock_frac": 0.4949}},
+        "mix": {"kernel_build": {"klock_hold_us": 6.54321}},
     }
     assert isinstance(out["machine"]["arm64_m2"]["reapers"], int)
 
@@ -60,14 +60,14 @@ def test_fitted_yaml_nests_dotted_params_and_expands_the_wildcard() -> None:
 def test_parameters_at_a_bound_are_flagged() -> None:
     fit = fit_spec(
         [
-            entry("mix", "kernel_build", "klock_frac", 0.1, 0.6),
+            entry("mix", "kernel_build", "klock_hold_us", 2.0, 30.0),
             entry("mix", "kernel_build", "sys_per_user", 0.1, 0.5),
             entry("machine", "amd64_ryzen8845", "io_op_s", 0.0, 0.01),
         ]
     )
     result = FitResult(
-        start=[0.4, 0.3, 0.003],
-        values=[0.6, 0.3, 0.0],
+        start=[20.0, 0.3, 0.003],
+        values=[30.0, 0.3, 0.0],
         objective=0.0,
         start_objective=1.0,
         evaluations=1,

@@ -130,7 +130,12 @@ def fit_spec(**changes: Any) -> dict[str, Any]:
 
 
 BAD = [
-    ([], None, "fit: give a fit spec, fit=<name>; available: bad, calibration, estimates, recover"),
+    (
+        [],
+        None,
+        "fit: give a fit spec, fit=<name>; available: "
+        "bad, calibration, contention, estimates, recover",
+    ),
     (["fit=nope"], None, "Could not find 'fit/nope'"),
     (["fit=bad"], fit_spec(parameter={"lo": 3.0}), "fit/bad.yaml: parameters[0]: lo 3 > hi 2"),
     (["fit=bad"], fit_spec(parameter={"param": "speed"}), "has no parameter 'speed'"),

@@ -122,6 +122,24 @@ def test_bottleneck_attribution_at_the_knee(tmp_path, at_knee, expected):
     assert summary["bottleneck"].to_list() == [expected]
 
 
+@pytest.mark.parametrize(
+    ("at_knee", "expected"),
+    [
+        ({"vnode_util": 0.93, "klock_util": 0.85}, "vnode"),  # a sleeping lock, most utilised
+        ({"fpageq_util": 0.90, "reaper_util": 0.50, "cpu_util": 0.99}, "fpageq"),
+        ({"kmmap_util": 0.70, "schedlock_util": 0.81}, "schedlock"),
+        ({"pageq_util": 0.95, "reaper_util": 0.95}, "reaper"),  # a tie: listed first
+    ],
+)
+def test_any_lock_can_be_the_bottleneck(tmp_path, at_knee, expected):
+    cores = [1, 2, 4, 8]
+    per_cores = [{}, {}, at_knee, {"klock_util": 0.99}]
+    rows = syn.curve_rows("m", "mix", "v", cores, FLAT, per_cores=per_cores)
+    summary = _summary(tmp_path, rows)
+    assert summary["knee_cores"].to_list() == [4]
+    assert summary["bottleneck"].to_list() == [expected]
+
+
 def test_no_knee_means_no_bottleneck_even_if_saturated(tmp_path):
     cores = [1, 2, 4]
     per_cores = [{"reaper_util": 0.99, "cpu_util": 1.0}] * 3

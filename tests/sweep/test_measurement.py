@@ -27,11 +27,13 @@ def test_every_design_target_ships_with_its_source_and_role() -> None:
     ms = load_measurements(None, "all", load, available)
     by_name = ms.by_name
     assert len(by_name) == 8
-    assert {m.role for m in ms.all} == {"calibrate", "check"}
-    # targets 9-11 name the 2024 kernel: kept, visible, reported as not yet modelled
-    checks = [m for m in ms.all if m.role == "check"]
-    assert len(checks) == 3
-    assert all(not m.modelled and "baseline_2024" in (m.not_modelled or "") for m in checks)
+    # targets 9-11 name the 2024 kernel (baseline_2024, no per-CPU cache): modelled, calibrated
+    assert {m.role for m in ms.all} == {"calibrate"}
+    assert all(m.modelled for m in ms.all)
+    for j in (16, 32, 64):
+        point = by_name[f"kernel_build_altra_j{j}_2024"].point
+        assert point.variant == "baseline_2024"
+        assert point.overrides["variant"]["percpu_page_cache"] == 0
     five = by_name["kernel_build_m2_pmap_deactivate"]
     assert five.versus == "kernel_build_m2_baseline"
     assert five.ratio_figures == ("wall_s", "user_s", "sys_s")
@@ -171,7 +173,6 @@ def test_unknown_variant_is_an_error_for_calibrate_and_shown_for_check() -> None
         (["nope"], "all", "measurements: unknown measurement 'nope'; available: "),
         (7, "all", "7 is not a list of measurement names"),
         (None, "fitted", "role: 'fitted'; allowed: all, calibrate, check"),
-        (["kernel_build_altra_j16_2024"], "calibrate", "role=calibrate: none of the selected"),
     ],
 )
 def test_selection_errors(names: Any, role: str, message: str) -> None:
@@ -185,7 +186,7 @@ def test_role_filter_keeps_the_versus_target_for_its_points() -> None:
     ms = load_measurements(None, "calibrate", load, available)
     assert all(m.role == "calibrate" for m in ms.selected)
     specs, index = ms.point_specs([0, 1, 2])
-    assert len(specs) == 3 * 5  # five modelled calibrate measurements
+    assert len(specs) == 3 * 8  # eight modelled calibrate measurements
     assert sorted({name for name, _ in index}) == sorted(m.name for m in ms.selected)
 
 

@@ -11,9 +11,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
-from exitcore.variant import BUILTIN_VARIANTS
+from exitcore import presets
 from sweep.cache import PointCache
 from sweep.pipeline import PointSpec, RunOptions, run_points
 from sweep.spec import RaySpec
@@ -114,9 +112,9 @@ def _spec(processes_per_slot: int, cores: int = 2) -> PointSpec:
         cores=cores,
         seed=0,
         params={
-            "machine": BUILTIN_MACHINES["arm64_m2"],
-            "mix": {**BUILTIN_MIXES["fork_exit"], "processes_per_slot": processes_per_slot},
-            "variant": BUILTIN_VARIANTS["baseline"],
+            "machine": presets.load("machine", "arm64_m2"),
+            "mix": {**presets.load("mix", "fork_exit"), "processes_per_slot": processes_per_slot},
+            "variant": presets.load("variant", "baseline"),
         },
     )
 

@@ -19,8 +19,13 @@ try:
 except ImportError:  # tests/ laid out as a package
     from tests.sweep import synthetic as syn
 
+from exitcore import presets
 from sweep.curves import KNEE_MARGINAL_EFFICIENCY, UTIL_SATURATED
 from sweep.report import ReportError, render
+
+PRESET_MACHINES = presets.load_all("machine")
+PRESET_MIXES = presets.load_all("mix")
+PRESET_VARIANTS = presets.load_all("variant")
 
 CORES = [1, 2, 4, 8]
 VARIANTS = ["baseline", "pmap_purge", "combined"]
@@ -270,11 +275,7 @@ def _group_searchpath(tmp_path: Path) -> list[str]:
     """Config groups for the built-in names when conf/ does not ship them as YAML yet."""
     import yaml
 
-    from exitcore.machine import BUILTIN_MACHINES
-    from exitcore.mix import BUILTIN_MIXES
-    from exitcore.variant import BUILTIN_VARIANTS
-
-    groups = {"machine": BUILTIN_MACHINES, "mix": BUILTIN_MIXES, "variant": BUILTIN_VARIANTS}
+    groups = {"machine": PRESET_MACHINES, "mix": PRESET_MIXES, "variant": PRESET_VARIANTS}
     if all((REPO / "conf" / g / f"{n}.yaml").exists() for g, d in groups.items() for n in d):
         return []
     extra = tmp_path / "conf"

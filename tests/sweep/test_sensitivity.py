@@ -2,7 +2,7 @@
 bad input of both entry points that take a parameter list (one line, exit 2, nothing written).
 
 The toy metric is ``wall_s = 1 + 3 k + 20 p + 1e4 s t`` of four fork_exit constants (k
-klock_frac in [0.1, 0.6], p pageq_frac in [0, 0.2], s sys_s_fixed in [3e-5, 1.2e-4], t
+klock_syscall_frac in [0.1, 0.6], p pageq_per_page in [0, 0.2], s sys_s_fixed in [3e-5, 1.2e-4], t
 user_s_sigma in [0.05, 0.3]) plus a machine constant it ignores. Morris' elementary effect of a
 linear term is its slope times its range whatever the trajectory, so mu* of k is 3 x 0.5 = 1.5
 and of p 20 x 0.2 = 4.0, each with sigma 0; s and t interact (their effects vary, sigma > 0,
@@ -23,10 +23,8 @@ import polars as pl
 import pytest
 import yaml
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
+from exitcore import presets
 from exitcore.result import METRIC_FIELDS
-from exitcore.variant import BUILTIN_VARIANTS
 from sweep.sensitivity import SensitivitySpec, run_sensitivity
 
 
@@ -36,22 +34,22 @@ def _range(group: str, name: str, param: str, lo: float, hi: float) -> dict[str,
 
 TOY_LIST = {
     "parameters": [
-        _range("mix", "fork_exit", "klock_frac", 0.1, 0.6),
-        _range("mix", "fork_exit", "pageq_frac", 0.0, 0.2),
+        _range("mix", "fork_exit", "klock_syscall_frac", 0.1, 0.6),
+        _range("mix", "fork_exit", "pageq_per_page", 0.0, 0.2),
         _range("mix", "fork_exit", "sys_s_fixed", 3e-5, 1.2e-4),
         _range("mix", "fork_exit", "user_s_sigma", 0.05, 0.3),
         _range("machine", "arm64_m2", "cpu_speed", 0.5, 1.5),
     ]
 }
 GROUPS = {
-    "machine": BUILTIN_MACHINES,
-    "mix": BUILTIN_MIXES,
-    "variant": BUILTIN_VARIANTS,
+    "machine": presets.load_all("machine"),
+    "mix": presets.load_all("mix"),
+    "variant": presets.load_all("variant"),
     "fit": {"toy": TOY_LIST},
 }
 LABELS = {
-    "k": "mix.fork_exit.klock_frac",
-    "p": "mix.fork_exit.pageq_frac",
+    "k": "mix.fork_exit.klock_syscall_frac",
+    "p": "mix.fork_exit.pageq_per_page",
     "s": "mix.fork_exit.sys_s_fixed",
     "t": "mix.fork_exit.user_s_sigma",
     "cpu": "machine.arm64_m2.cpu_speed",
@@ -65,7 +63,7 @@ def toy_point(
     cores: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    k, p = float(mix["klock_frac"]), float(mix["pageq_frac"])
+    k, p = float(mix["klock_syscall_frac"]), float(mix["pageq_per_page"])
     s, t = float(mix["sys_s_fixed"]), float(mix["user_s_sigma"])
     wall = 1.0 + 3.0 * k + 20.0 * p + 1e4 * s * t
     metrics: dict[str, Any] = {name: kind(0) for name, kind in METRIC_FIELDS}
@@ -156,7 +154,9 @@ def test_sobol_first_order_indices_of_an_additive_toy_match_theory(tmp_path: Pat
     def additive(*args: Any) -> dict[str, Any]:
         metrics = toy_point(*args)
         mix = args[1]
-        metrics["wall_s"] = 1.0 + 3.0 * float(mix["klock_frac"]) + 20.0 * float(mix["pageq_frac"])
+        metrics["wall_s"] = (
+            1.0 + 3.0 * float(mix["klock_syscall_frac"]) + 20.0 * float(mix["pageq_per_page"])
+        )
         return metrics
 
     assert run_sensitivity(spec, point_fn=additive) == 0
@@ -174,9 +174,9 @@ def test_sobol_first_order_indices_of_an_additive_toy_match_theory(tmp_path: Pat
 # --------------------------------------------------------------------------- bad input
 
 BAD_LISTS = {
-    "outside": [_range("machine", "arm64_m2", "klock_frac", 0.1, 0.6)],
-    "backwards": [_range("mix", "fork_exit", "klock_frac", 0.6, 0.1)],
-    "good": [_range("mix", "fork_exit", "klock_frac", 0.1, 0.6)],
+    "outside": [_range("machine", "arm64_m2", "klock_syscall_frac", 0.1, 0.6)],
+    "backwards": [_range("mix", "fork_exit", "klock_syscall_frac", 0.6, 0.1)],
+    "good": [_range("mix", "fork_exit", "klock_syscall_frac", 0.1, 0.6)],
 }
 SMALL = [
     "grid.machine=[arm64_m2]",
@@ -220,13 +220,13 @@ def _cli(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
         (
             "sweep",
             ["uncertainty.samples=2", "uncertainty.params=outside"],
-            "machine 'arm64_m2' has no parameter 'klock_frac'",
+            "machine 'arm64_m2' has no parameter 'klock_syscall_frac'",
         ),
         ("sweep", ["uncertainty.samples=2", "uncertainty.params=backwards"], "lo 0.6 > hi 0.1"),
         (
             "sweep.sensitivity",
             ["uncertainty.params=outside"],
-            "machine 'arm64_m2' has no parameter 'klock_frac'",
+            "machine 'arm64_m2' has no parameter 'klock_syscall_frac'",
         ),
         ("sweep.sensitivity", ["uncertainty.params=backwards"], "lo 0.6 > hi 0.1"),
         (

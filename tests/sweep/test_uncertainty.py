@@ -21,10 +21,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from exitcore.machine import BUILTIN_MACHINES
-from exitcore.mix import BUILTIN_MIXES
+from exitcore import presets
 from exitcore.result import METRIC_FIELDS
-from exitcore.variant import BUILTIN_VARIANTS
 from sweep.pipeline import run_study
 from sweep.plan import plan, point_id
 from sweep.spec import StudySpec
@@ -36,7 +34,7 @@ TOY_LIST = {
         {
             "group": "mix",
             "name": "fork_exit",
-            "param": "klock_frac",
+            "param": "klock_syscall_frac",
             "lo": 0.1,
             "hi": 0.6,
             "source": "test range",
@@ -52,7 +50,7 @@ TOY_LIST = {
         {
             "group": "mix",
             "name": "kernel_build",  # not in the grids below: changes nothing there
-            "param": "klock_frac",
+            "param": "klock_syscall_frac",
             "lo": 0.2,
             "hi": 0.5,
             "source": "test range",
@@ -60,9 +58,9 @@ TOY_LIST = {
     ]
 }
 GROUPS = {
-    "machine": BUILTIN_MACHINES,
-    "mix": BUILTIN_MIXES,
-    "variant": BUILTIN_VARIANTS,
+    "machine": presets.load_all("machine"),
+    "mix": presets.load_all("mix"),
+    "variant": presets.load_all("variant"),
     "fit": {"toy": TOY_LIST},
 }
 GRID = {
@@ -97,9 +95,10 @@ def toy_point(
     cores: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """Throughput linear in cores up to a cap set by klock_frac (and pmap_purge's doubling):
-    the knee moves with the drawn constant; the saturated resource switches at klock_frac 0.35."""
-    klock = float(mix["klock_frac"])
+    """Throughput linear in cores up to a cap set by klock_syscall_frac (and pmap_purge's
+    doubling): the knee moves with the drawn constant; the saturated resource switches at
+    klock_syscall_frac 0.35."""
+    klock = float(mix["klock_syscall_frac"])
     cap = (2.0 + 40.0 * (klock - 0.1)) * (2.0 if variant["name"] == "pmap_purge" else 1.0)
     noise = 1.0 + 0.01 * rng.standard_normal()
     x = 1000.0 * float(machine["cpu_speed"]) * min(cores, cap) * noise
@@ -162,10 +161,10 @@ def test_a_draw_point_runs_the_drawn_values_on_the_presets_stream(tmp_path: Path
         machine, mix, variant = (
             params[g][k] for g, k in zip(("machine", "mix", "variant"), p.param_keys, strict=True)
         )
-        assert mix["klock_frac"] == values[p.draw, 0]
+        assert mix["klock_syscall_frac"] == values[p.draw, 0]
         assert machine["cpu_speed"] == values[p.draw, 1]
         assert variant == spec.params["variant"][p.variant]
-        expected_mix = {**spec.params["mix"]["fork_exit"], "klock_frac": values[p.draw, 0]}
+        expected_mix = {**spec.params["mix"]["fork_exit"], "klock_syscall_frac": values[p.draw, 0]}
         assert mix == expected_mix  # nothing else changed
         assert p.entropy == nominal[p.key[:5]].entropy  # common random numbers across draws
 

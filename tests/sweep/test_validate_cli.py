@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 import yaml
 
-from exitcore import PointParams, simulate
+from exitcore import PointParams, presets, simulate
 from sweep.plan import point_entropy
 
 pytestmark = pytest.mark.slow
@@ -38,7 +38,7 @@ def run(module: str, *args: str, cwd: Path, timeout: float = 300) -> subprocess.
 
 
 def preset(group: str, name: str) -> dict[str, Any]:
-    return yaml.safe_load((CONF / group / f"{name}.yaml").read_text())
+    return presets.load(group, name)
 
 
 def direct(

@@ -1,0 +1,201 @@
+"""Laying each process out as engine segments: work between lock acquisitions.
+
+A process's demand is its CPU time and, per lock, a number of acquisitions with a hold time
+each (:mod:`exitcore.locks`). Acquisitions are placed at fixed positions of the process's
+system time: acquisition ``j`` of ``n`` of one lock sits at fraction ``(j + 0.5) / n`` of it,
+the locks merged in position order, and the unlocked system time is cut between them. User time
+is cut into ``pieces`` bursts (scheduling points) independently. So the acquisitions, their
+count and their hold time do not depend on ``pieces``: doubling it only adds scheduling points
+(tests/exitcore/test_simulate.py checks that wall, user and sys move less than 1 %).
+
+Segments of one process: its blocked time, then ``pieces`` times ``[user, system time and the
+acquisitions that fall in this piece]``, then the exit: the exit context's unlocked work with
+its acquisitions, then one acquisition of ``final_lock`` holding ``final_ns`` (the exit_klock
+context). A reaper job is laid out the same way with no user time and no blocked time.
+Zero-length segments are dropped.
+
+Demand is given dense: ``[rows, K]`` lock ids, acquisition counts (expected values, rounded
+here) and holds per acquisition; short acquisitions are merged to ``resolution_ns``
+(:func:`exitcore.locks.merge`, the same arithmetic). Exit and reaper demand is per drawn address
+space (``space_of`` picks each process's row), so it is stored once per space.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from exitcore.engine import BLOCK, LOCKED, SYS, USER
+
+
+@njit(cache=True, inline="always")
+def merged(n, h, resolution_ns):  # type: ignore[no-untyped-def]
+    """(simulated count, hold each) for ``n`` acquisitions of ``h`` (exitcore.locks.merge)."""
+    n = np.rint(n)
+    if n <= 0.0 or h <= 0.0:
+        return 0, 0.0
+    total = n * h
+    m = n
+    if resolution_ns > 0.0:
+        m = min(n, max(1.0, np.ceil(total / resolution_ns - 1e-9)))
+    return int(m), total / m
+
+
+@njit(cache=True)
+def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
+    m = np.zeros(counts.shape, np.int64)
+    h = np.zeros(counts.shape)
+    for r in range(counts.shape[0]):
+        for k in range(counts.shape[1]):
+            m[r, k], h[r, k] = merged(counts[r, k], holds[r, k], res)
+    return m, h
+
+
+@njit(cache=True)
+def _stream(  # type: ignore[no-untyped-def]
+    kinds, works, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld, nxt, pos
+):
+    """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index.
+    ``res > 0``: the counts and holds of ``row`` are raw and merged here; else already merged."""
+    k_n = locks.shape[1]
+    for k in range(k_n):
+        if res > 0.0:
+            c, h = merged(cnts[row, k], hlds[row, k], res)
+        else:
+            c, h = int(cnts[row, k]), hlds[row, k]
+        cnt[k] = c
+        hld[k] = h
+        nxt[k] = 0
+        pos[k] = 0.5 / c if c > 0 else 2.0  # position of the next acquisition of entry k
+    for piece in range(pieces):
+        if user > 0.0:
+            if write:
+                kinds[i] = USER
+                works[i] = user / pieces
+            i += 1
+        p_prev = piece / pieces
+        p_end = (piece + 1) / pieces
+        while True:
+            best = -1
+            best_p = p_end
+            for k in range(k_n):
+                if pos[k] < best_p:
+                    best_p = pos[k]
+                    best = k
+            if best < 0:
+                break
+            gap = unlocked * (best_p - p_prev)
+            if gap > 0.0:
+                if write:
+                    kinds[i] = SYS
+                    works[i] = gap
+                i += 1
+            if write:
+                kinds[i] = LOCKED + locks[row, best]
+                works[i] = hld[best]
+            i += 1
+            j = nxt[best] + 1
+            nxt[best] = j
+            pos[best] = (j + 0.5) / cnt[best] if j < cnt[best] else 2.0
+            p_prev = best_p
+        gap = unlocked * (p_end - p_prev)
+        if gap > 0.0:
+            if write:
+                kinds[i] = SYS
+                works[i] = gap
+            i += 1
+    return i
+
+
+@njit(cache=True)
+def _layout(  # type: ignore[no-untyped-def]
+    write, kinds, works, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
+    b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
+):  # fmt: skip
+    n = user_ns.shape[0]
+    # per space, merged once; per process, merged as it is laid out (no [P, K] copies)
+    x_cnt, x_hld = _merge_all(x_count, x_hold, res)
+    x_count = x_cnt.astype(np.float64)
+    x_hold = x_hld
+    if write:  # an upper bound of the segment count: gaps at most one per acquisition
+        x_tot = x_cnt.sum(axis=1)
+        total = 0
+        for p in range(n):
+            a = 0
+            for k in range(b_count.shape[1]):
+                c, _ = merged(b_count[p, k], b_hold[p, k], res)
+                a += c
+            total += 3 + 2 * pieces + 2 * a + 2 * x_tot[space_of[p]]
+        kinds = np.empty(total, np.int16)
+        works = np.empty(total)
+    width = max(b_lock.shape[1], x_lock.shape[1], 1)
+    cnt = np.zeros(width, np.int64)
+    hld = np.zeros(width)
+    nxt = np.zeros(width, np.int64)
+    pos = np.zeros(width)
+    i = 0
+    for p in range(n):
+        ptr[p] = i
+        if block_ns[p] > 0.0:
+            if write:
+                kinds[i] = BLOCK
+                works[i] = block_ns[p]
+            i += 1
+        i = _stream(
+            kinds, works, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count, b_hold, p,
+            res, cnt, hld, nxt, pos,
+        )  # fmt: skip
+        exit_first[p] = i
+        sp = space_of[p]
+        i = _stream(
+            kinds, works, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, -1.0, cnt,
+            hld, nxt, pos,
+        )  # fmt: skip
+        if final_ns[sp] > 0.0:
+            if write:
+                kinds[i] = LOCKED + final_lock
+                works[i] = final_ns[sp]
+            i += 1
+    ptr[n] = i
+    return kinds[:i], works[:i]
+
+
+def layout(
+    *,
+    user_ns: npt.NDArray[np.float64],
+    sys_ns: npt.NDArray[np.float64],
+    pieces: int,
+    body: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]] | None,
+    space_of: npt.NDArray[np.int64],
+    exit_ns: npt.NDArray[np.float64],
+    exit_demand: tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]],
+    final_lock: int,
+    final_ns: npt.NDArray[np.float64],
+    resolution_ns: float,
+    block_ns: npt.NDArray[np.float64] | None = None,
+) -> tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.int16], npt.NDArray[np.float64], npt.NDArray[np.int64]
+]:
+    """CSR segments of ``P`` processes (module docstring); also each process's first exit segment.
+
+    ``body`` is ``(lock ids int64[P, K], counts float64[P, K], holds_ns float64[P, K])`` or None;
+    ``exit_demand`` the same per space ``[S, K2]``, with ``exit_ns`` and ``final_ns`` per space.
+    Returns ``(ptr int64[P+1], kinds int16[S], works float64[S], exit_first int64[P])``.
+    """
+    n = int(np.asarray(user_ns).shape[0])
+    f64 = np.float64
+    if body is None:
+        body = (np.zeros((n, 0), np.int64), np.zeros((n, 0)), np.zeros((n, 0)))
+    blocks = np.zeros(n) if block_ns is None else np.ascontiguousarray(block_ns, f64)
+    ptr = np.zeros(n + 1, np.int64)
+    exit_first = np.zeros(n, np.int64)
+    args = (
+        blocks, np.ascontiguousarray(user_ns, f64), np.ascontiguousarray(sys_ns, f64),
+        int(pieces), *(np.ascontiguousarray(a) for a in body),
+        np.ascontiguousarray(space_of, np.int64), np.ascontiguousarray(exit_ns, f64),
+        *(np.ascontiguousarray(a) for a in exit_demand), int(final_lock),
+        np.ascontiguousarray(final_ns, f64), float(resolution_ns),
+    )  # fmt: skip
+    kinds, works = _layout(True, np.zeros(0, np.int16), np.zeros(0), ptr, exit_first, *args)
+    return ptr, kinds, works, exit_first
