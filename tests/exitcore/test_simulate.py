@@ -63,19 +63,19 @@ def test_linux_fullmm_has_no_reaper_work_and_no_zombie_memory() -> None:
 
 
 def test_baseline_keeps_memory_until_the_reaper_frees_it() -> None:
-    # Where the baseline reaper is the busy server (80-CPU machine, 32 jobs), exited compilers
+    # Where the baseline reaper is the busy server (80-CPU machine, 64 jobs), exited compilers
     # wait for it with their pages; pmap_purge frees them in exit, so memory is held only while
     # exits run. (On 8 cores, with the reaper mostly idle, the two differ by sampling noise.)
     mix = dict(SMALL_BUILD, processes=400)
 
     def run(variant: str) -> PointResult:
         p = PointParams.from_dicts(
-            PRESET_MACHINES["arm64_altra80"], mix, PRESET_VARIANTS[variant], 32
+            PRESET_MACHINES["arm64_altra80"], mix, PRESET_VARIANTS[variant], 64
         )
         return simulate(p, np.random.default_rng(0))
 
     base, purge = run("baseline"), run("pmap_purge")
-    assert base.reaper_util > 0.6  # the premise: the reaper is the backlog
+    assert base.reaper_util > 0.75  # the premise: the reaper is the backlog
     assert 0 < 2 * purge.unreclaimed_mb_max < base.unreclaimed_mb_max
     assert purge.zombies_max >= 1
 
