@@ -90,7 +90,7 @@ def test_tiny_study_then_rerun_adds_nothing(tmp_path: Path) -> None:
     first = sweep(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "Traceback" not in first.stderr
-    # The run ends with the study report (issue 5): its table on stdout, its files on disk.
+    # The run ends with the study report: its table on stdout, its files on disk.
     assert "pmap_deactivate" in first.stdout and "bottleneck" in first.stdout
     assert (out / "default" / "report.md").is_file()
     study = out / "default"
