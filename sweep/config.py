@@ -27,6 +27,21 @@ from sweep.errors import StudyError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
+
+def register_presets() -> None:
+    """Put the built-in presets (``pkg://exitcore.presets``) on every app's search path.
+
+    Hydra finds search-path plugins by walking the directories of the ``hydra_plugins``
+    namespace package; an editable install (the Quick start's ``pip install -e .``) exposes that
+    package through an import hook, not a directory, so the walk misses it. Registering the
+    plugin class by hand works for every kind of install (Hydra skips a class it already has).
+    """
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.exitsweep_presets import ExitcorePresets
+
+    Plugins.instance().register(ExitcorePresets)
+
 GroupLoader = Callable[[str, str], dict[str, Any]]
 
 
@@ -149,6 +164,7 @@ def hydra_entry(
 
     def main() -> None:
         status[0] = 0
+        register_presets()
         sys.argv = [sys.argv[0], *(_rewrite(arg) for arg in sys.argv[1:])]
         full_error = bool(os.environ.get("HYDRA_FULL_ERROR"))
         os.environ["HYDRA_FULL_ERROR"] = "1"  # let Hydra's errors reach us instead of printing them
