@@ -323,19 +323,16 @@ def test_a_study_with_draws_killed_mid_run_resumes_with_only_the_missing_draws(
 def test_every_shipped_range_loads_and_holds_the_value_the_model_ships(path: Path) -> None:
     import yaml
 
+    from exitcore import presets
     from exitcore.arch import ARCHS
-    from sweep.config import CONF_DIR
     from sweep.spec import load_param_list
 
     def load(group: str, name: str) -> dict[str, Any]:
         if group == "fit":
             return yaml.safe_load(path.read_text())
-        return yaml.safe_load((CONF_DIR / group / f"{name}.yaml").read_text())
+        return presets.load(group, name)
 
-    available = {
-        g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml"))
-        for g in ("machine", "mix", "variant")
-    }
+    available = {g: sorted(presets.names(g)) for g in ("machine", "mix", "variant")}
     available["fit"] = [path.stem]
     ranges = load_param_list("uncertainty.params", path.stem, load, available, GROUPS_EMPTY)
     assert ranges
