@@ -42,6 +42,7 @@ def register_presets() -> None:
 
     Plugins.instance().register(ExitcorePresets)
 
+
 GroupLoader = Callable[[str, str], dict[str, Any]]
 
 
