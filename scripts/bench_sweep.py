@@ -164,6 +164,7 @@ def main() -> None:
     small_s = small_study_s()
     start = time.perf_counter()
     ray.init(
+        address="local",  # never join a cluster another process started on this machine
         num_cpus=args.num_cpus,
         log_to_driver=False,
         include_dashboard=False,

@@ -37,6 +37,7 @@ import ray
 import yaml
 from omegaconf import OmegaConf
 
+from exitcore import presets
 from sweep.config import CONF_DIR
 from sweep.curves import compute_curves
 from sweep.pipeline import run_study
@@ -56,6 +57,8 @@ def default_config() -> dict[str, Any]:
 
 
 def load(group: str, name: str) -> dict[str, Any]:
+    if group in GROUPS:  # the presets ship inside exitcore; conf/ holds the rest
+        return dict(presets.load(group, name))
     data = yaml.safe_load((CONF_DIR / group / f"{name}.yaml").read_text())
     data.pop("defaults", None)
     return data
@@ -72,7 +75,8 @@ def make_spec(out: Path, name: str, samples: int, args: argparse.Namespace) -> S
         config["grid"]["machine"] = args.machines
     if args.mixes:
         config["grid"]["mix"] = args.mixes
-    available = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in (*GROUPS, "fit")}
+    available = {g: sorted(presets.names(g)) for g in GROUPS}
+    available["fit"] = sorted(p.stem for p in (CONF_DIR / "fit").glob("*.yaml"))
     return StudySpec.from_dicts(config, load, available)
 
 
