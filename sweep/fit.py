@@ -70,6 +70,9 @@ class FitSpec:
     diff_step: float = 0.02
     checks: MeasurementSet | None = None
     """Every ``check`` measurement, reported at the fitted values (never fitted)."""
+    holdout_seeds: tuple[int, ...] = ()
+    """Seeds never used by the optimiser: the objective at the start and at the fitted values is
+    recomputed on them, so a fit that won by picking a lucky evaluation shows it."""
 
     @property
     def dir(self) -> Path:
@@ -85,6 +88,8 @@ class FitResult:
     objective: float
     start_objective: float
     evaluations: int
+    holdout: tuple[float, float] | None = None
+    """(start, fitted) objective on the fit's ``holdout_seeds``; None when there are none."""
     iterations: list[tuple[int, int, float]] = field(default_factory=list)
     """(iteration, evaluations so far, objective) after each accepted step; 0 is the start."""
     message: str = ""
@@ -132,6 +137,11 @@ def load_fit_spec(
         raise StudyError(f"diff_step: {diff_step!r} is not a number")
     if not 0 < diff_step <= 0.5:
         raise StudyError(f"diff_step: {diff_step!r}; expected a fraction of each range in (0, 0.5]")
+    holdout = config.get("holdout_seeds", [])
+    holdout_seeds = parse_seeds("holdout_seeds", holdout) if holdout not in ([], None) else ()
+    shared = sorted(set(holdout_seeds) & set(seeds))
+    if shared:
+        raise StudyError(f"holdout_seeds: seed {shared[0]} is one of the fit's seeds {list(seeds)}")
     checks = None
     check_names = [
         n for n in available.get(GROUP, ()) if (load(GROUP, n) or {}).get("role") == "check"
@@ -148,6 +158,7 @@ def load_fit_spec(
         max_evaluations=max_evaluations,
         diff_step=float(diff_step),
         checks=checks,
+        holdout_seeds=holdout_seeds,
     )
     _check_corners(fit)
     return fit
@@ -477,12 +488,14 @@ def run_fit(fit: FitSpec) -> int:
         samples, errors = validation.collect_samples(ms, index, rows)
         tables.append((ms, validation.validation_table(ms, samples), validation.notes(ms, errors)))
 
+    if fit.holdout_seeds:
+        result.holdout = _holdout_objectives(fit, runner, (result.start, result.values))
     overrides = fitted_overrides(fit, result.values)
     header = (
         f"# fitted by `python -m sweep.fit fit={fit.name}` "
         f"({dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}, model {MODEL_VERSION}, "
         f"seeds {list(fit.seeds)}): objective {result.objective:.4g} "
-        f"(start {result.start_objective:.4g})\n"
+        f"(start {result.start_objective:.4g})\n" + _holdout_line(fit, result, "# ")
     )
     write_atomic(
         fit.dir / "fitted.yaml",
@@ -495,6 +508,7 @@ def run_fit(fit: FitSpec) -> int:
         print(validation.text_table(table, ms))
         for line in [*validation.summary_lines(table), *notes]:
             print(line)
+    print(_holdout_line(fit, result, "sweep.fit: "), end="", file=sys.stderr)
     print(
         f"sweep.fit: objective {result.start_objective:.4g} -> {result.objective:.4g} in "
         f"{result.evaluations} evaluations, {_minutes(result.wall_s)} ({result.message}); "
@@ -502,6 +516,38 @@ def run_fit(fit: FitSpec) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _holdout_objectives(
+    fit: FitSpec, runner: Any, vectors: Sequence[Sequence[float]]
+) -> tuple[float, ...]:
+    """The objective of each parameter vector on the held-out seeds: one batch of points."""
+    from sweep import validation
+
+    ms = fit.measurements
+    specs: list[Any] = []
+    parts = []
+    for values in vectors:
+        s, index = ms.point_specs(fit.holdout_seeds, apply(ms.presets, fit.ranges, values))
+        parts.append((len(specs), len(s), index))
+        specs.extend(s)
+    rows = runner(specs)
+    costs = []
+    for start, n, index in parts:
+        samples, _ = validation.collect_samples(ms, index, rows.slice(start, n))
+        residual = validation.log_residuals(validation.validation_table(ms, samples))
+        costs.append(float(residual @ residual))
+    return tuple(costs)
+
+
+def _holdout_line(fit: FitSpec, result: FitResult, prefix: str) -> str:
+    if result.holdout is None:
+        return ""
+    start, fitted = result.holdout
+    return (
+        f"{prefix}on held-out seeds {list(fit.holdout_seeds)}: objective {fitted:.4g} "
+        f"(start {start:.4g})\n"
+    )
 
 
 def _parameter_rows(fit: FitSpec, result: FitResult) -> list[list[str]]:
@@ -542,6 +588,7 @@ def fit_markdown(fit: FitSpec, result: FitResult, tables: Sequence[Any]) -> str:
         f"start, {result.objective:.4g} fitted, {result.evaluations} evaluations in "
         f"{_minutes(result.wall_s)}. Optimiser: {result.message}",
         "",
+        *([_holdout_line(fit, result, "Recomputed ").strip(), ""] if result.holdout else []),
         "## Parameters",
         "",
         "| " + " | ".join(PARAMETER_HEADERS) + " | source |",

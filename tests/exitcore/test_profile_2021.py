@@ -67,4 +67,3 @@ def test_share_is_within_a_factor_of_two_or_a_recorded_gap(
     assert not within_factor_two(model, published), f"{share} now within: {model:.3f}"
     # ... and does not drift far from what was recorded
     assert abs(model - KNOWN_GAPS[share]) <= max(0.01, 0.5 * KNOWN_GAPS[share]), (share, model)
-

@@ -6,6 +6,7 @@ whose speeds are known; the fit starts from a preset with other speeds and must 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,12 @@ def test_fit_started_away_recovers_the_known_speeds(tmp_path: Path, ray_address:
     assert "Residuals at the fitted values: fitted measurements" in report
     assert (out / "fit.png").stat().st_size > 0
     assert "evaluations/min" in result.stderr and "left" in result.stderr  # rate and ETA
+    # seeds the optimiser never saw: the truth explains them too, the start does not
+    held = re.search(r"on held-out seeds \[3, 4, 5\]: objective (\S+) \(start (\S+)\)", report)
+    assert held, report
+    fitted_cost, start_cost = float(held[1]), float(held[2])
+    assert fitted_cost < 0.01 * start_cost and fitted_cost < 1e-3, (fitted_cost, start_cost)
+    assert held[0] in result.stderr and held[0] in (out / "fitted.yaml").read_text()
     # fitted.yaml is loadable as overrides: with it the measurements validate, without it not
     validate = (
         "sweep.validate",
@@ -155,6 +162,8 @@ BAD = [
     (["fit=bad"], fit_spec(seeds=[-2]), "seeds: -2 is not a non-negative integer"),
     (["fit=bad", "max_evaluations=2"], fit_spec(), "max_evaluations: 2 leaves no room"),
     (["fit=bad", "diff_step=0"], fit_spec(), "diff_step: 0;"),
+    (["fit=bad", "holdout_seeds=[3,0]"], fit_spec(), "holdout_seeds: seed 0 is one of the fit's"),
+    (["fit=bad", "holdout_seeds=[x]"], fit_spec(), "holdout_seeds: 'x' is not a non-negative"),
 ]
 
 
