@@ -140,13 +140,42 @@ class ResultSetError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 
+LISTING_ATTEMPTS = 20
+"""Listings of a result set tried before :func:`point_files` gives up on a consistent one."""
+
+
 def point_files(points_dir: Path) -> list[Path]:
     """Complete ``part-*.parquet`` files under ``points_dir``, in a stable order.
 
     Hidden paths and temporary names are skipped by the glob itself; a file whose Parquet footer
-    cannot be read (half-written, or removed since the glob) is skipped too, so a result set still
-    being written reads as the points stored so far.
+    cannot be read (half-written) is skipped too, so a result set still being written reads as
+    the points stored so far. Compaction swaps a partition directory for a new one
+    (sweep/compact.py), so a listing is kept only when no partition directory was swapped while
+    it was taken and none of its files vanished; otherwise it is taken again.
     """
+    for _ in range(LISTING_ATTEMPTS):
+        before = _partition_dirs(points_dir)
+        files, consistent = _listing(points_dir)
+        if consistent and _partition_dirs(points_dir) == before:
+            return files
+    raise ResultSetError(
+        f"{points_dir}: the result set kept changing while being listed "
+        f"({LISTING_ATTEMPTS} attempts); read it again when its writer has finished"
+    )
+
+
+def _partition_dirs(points_dir: Path) -> dict[str, int]:
+    """Inode of each partition directory: a compaction's swap changes it, an append does not."""
+    dirs = {}
+    for path in points_dir.glob("*/*"):
+        try:
+            dirs[str(path)] = os.stat(path).st_ino
+        except FileNotFoundError:
+            continue
+    return dirs
+
+
+def _listing(points_dir: Path) -> tuple[list[Path], bool]:
     files = []
     for path in sorted(points_dir.rglob("part-*.parquet")):
         parts = path.relative_to(points_dir).parts
@@ -154,10 +183,12 @@ def point_files(points_dir: Path) -> list[Path]:
             continue
         try:
             pq.read_metadata(path)
+        except FileNotFoundError:
+            return files, False  # removed since the glob: a compaction ran
         except (OSError, ValueError):
             continue
         files.append(path)
-    return files
+    return files, True
 
 
 def _hive_values(path: Path, points_dir: Path) -> dict[str, str]:

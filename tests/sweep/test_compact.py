@@ -12,7 +12,14 @@ import pyarrow.parquet as pq
 from exitcore import METRIC_FIELDS
 from sweep.compact import compact, exchange
 from sweep.plan import Point
-from sweep.store import FILE_SCHEMA, ResultSet, read_points, rows_table
+from sweep.store import (
+    FILE_SCHEMA,
+    ResultSet,
+    ResultSetError,
+    point_files,
+    read_points,
+    rows_table,
+)
 
 
 def make_points(n: int) -> list[Point]:
@@ -92,12 +99,14 @@ def test_exchange_swaps_two_directories(tmp_path: Path) -> None:
 
 def test_a_concurrent_reader_never_sees_duplicates_or_gaps(tmp_path: Path) -> None:
     """One thread keeps re-compacting a partition (alternately into 10 files and 1); another keeps
-    listing and reading it. Every read that succeeds must hold each id exactly once; a read
-    whose listed file was deleted under it fails loudly (FileNotFoundError) and is counted."""
+    listing it with the store's ``point_files`` and reading it. Every read that succeeds must
+    hold each id exactly once; a read whose listed file was deleted under it fails loudly
+    (FileNotFoundError) and is counted. A listing without ``point_files``' retry fails it now and
+    then (3 of 15 runs on a loaded 2-core machine): a listing taken from the old directory while
+    compaction empties it is empty, and reads as a gap."""
     study = tmp_path / "s"
     points = [p for p in make_points(320) if (p.machine, p.mix) == ("m1", "a")]
     write_fragmented(study, points, flush_points=1)
-    partition = study / "points" / "machine=m1" / "mix=a"
     expected = sorted(p.point_id for p in points)
     assert len(part_files(study)) == len(expected) == 80
 
@@ -117,12 +126,12 @@ def test_a_concurrent_reader_never_sees_duplicates_or_gaps(tmp_path: Path) -> No
     try:
         deadline = time.monotonic() + 40
         while swaps < 20 and time.monotonic() < deadline:
-            files = sorted(partition.glob("*.parquet"))
             try:
+                files = point_files(study / "points")  # the store's own listing
                 ids = [
                     i for f in files for i in pq.read_table(f, columns=["point_id"])[0].to_pylist()
                 ]
-            except FileNotFoundError:
+            except (FileNotFoundError, ResultSetError):
                 vanished += 1
                 continue
             if sorted(ids) == expected:
