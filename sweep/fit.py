@@ -46,7 +46,7 @@ import yaml
 
 from exitcore import MODEL_VERSION
 from sweep.errors import StudyError
-from sweep.measurement import GROUP, MeasurementSet, Presets, load_measurements
+from sweep.measurement import GROUP, MeasurementSet, load_measurements
 from sweep.ranges import ALL, ParamRange, apply, current_values, load_ranges
 from sweep.spec import GROUPS
 from sweep.validate import check_writable, parse_seeds, run_options, write_atomic
@@ -214,6 +214,32 @@ class _Budget(Exception):
     """The evaluation budget is spent: stop the optimiser, keep the best point."""
 
 
+def residual_batch(
+    fit: FitSpec, runner: Any, seeds: Sequence[int], vectors: Sequence[Sequence[float]]
+) -> list[np.ndarray]:
+    """``log(model / published)`` of the fitted measurements at each parameter vector, on
+    ``seeds``: every point of every vector in one ``runner`` batch. A failed point is a
+    :class:`StudyError` naming the vector."""
+    from sweep import validation
+
+    ms = fit.measurements
+    specs: list[Any] = []
+    slices = []
+    for values in vectors:
+        s, index = ms.point_specs(seeds, apply(ms.presets, fit.ranges, values))
+        slices.append((len(specs), len(s), index))
+        specs.extend(s)
+    rows = runner(specs)
+    residuals = []
+    for values, (start, n, index) in zip(vectors, slices, strict=True):
+        samples, errors = validation.collect_samples(ms, index, rows.slice(start, n))
+        failed = [e for errs in errors.values() for e in errs]
+        if failed:
+            raise StudyError(f"a point failed at {_vector(fit, values)}: {failed[0][:300]}")
+        residuals.append(validation.log_residuals(validation.validation_table(ms, samples)))
+    return residuals
+
+
 class Objective:
     """Residual vectors of parameter vectors in the unit cube, computed in batches, memoised."""
 
@@ -231,36 +257,16 @@ class Objective:
     def values(self, u: np.ndarray) -> list[float]:
         return list(self.lo + self.span * np.clip(u, 0.0, 1.0))
 
-    def presets(self, u: np.ndarray) -> Presets:
-        return apply(self.fit.measurements.presets, self.fit.ranges, self.values(u))
-
     def batch(self, us: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Residuals at each ``u``; the new ones computed as one batch of points."""
-        from sweep import validation
-
         keys = [tuple(float(x) for x in np.clip(u, 0.0, 1.0)) for u in us]
         todo = list(dict.fromkeys(k for k in keys if k not in self.memo))
         if todo:
             if self.evaluations + len(todo) > self.fit.max_evaluations:
                 raise _Budget
-            ms = self.fit.measurements
-            specs: list[Any] = []
-            slices = []
-            for key in todo:
-                s, index = ms.point_specs(self.fit.seeds, self.presets(np.array(key)))
-                slices.append((len(specs), len(s), index))
-                specs.extend(s)
-            rows = self.runner(specs)
-            for key, (start, n, index) in zip(todo, slices, strict=True):
-                samples, errors = validation.collect_samples(ms, index, rows.slice(start, n))
-                failed = [e for errs in errors.values() for e in errs]
-                if failed:
-                    raise StudyError(
-                        f"a point failed at {_vector(self.fit, self.values(np.array(key)))}: "
-                        f"{failed[0][:300]}"
-                    )
-                table = validation.validation_table(ms, samples)
-                residual = validation.log_residuals(table)
+            vectors = [self.values(np.array(key)) for key in todo]
+            residuals = residual_batch(self.fit, self.runner, self.fit.seeds, vectors)
+            for key, residual in zip(todo, residuals, strict=True):
                 self.memo[key] = residual
                 cost = float(residual @ residual)
                 if cost < self.best[0]:
@@ -489,7 +495,10 @@ def run_fit(fit: FitSpec) -> int:
         tables.append((ms, validation.validation_table(ms, samples), validation.notes(ms, errors)))
 
     if fit.holdout_seeds:
-        result.holdout = _holdout_objectives(fit, runner, (result.start, result.values))
+        start, fitted = residual_batch(
+            fit, runner, fit.holdout_seeds, (result.start, result.values)
+        )
+        result.holdout = (float(start @ start), float(fitted @ fitted))
     overrides = fitted_overrides(fit, result.values)
     header = (
         f"# fitted by `python -m sweep.fit fit={fit.name}` "
@@ -516,28 +525,6 @@ def run_fit(fit: FitSpec) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-def _holdout_objectives(
-    fit: FitSpec, runner: Any, vectors: Sequence[Sequence[float]]
-) -> tuple[float, ...]:
-    """The objective of each parameter vector on the held-out seeds: one batch of points."""
-    from sweep import validation
-
-    ms = fit.measurements
-    specs: list[Any] = []
-    parts = []
-    for values in vectors:
-        s, index = ms.point_specs(fit.holdout_seeds, apply(ms.presets, fit.ranges, values))
-        parts.append((len(specs), len(s), index))
-        specs.extend(s)
-    rows = runner(specs)
-    costs = []
-    for start, n, index in parts:
-        samples, _ = validation.collect_samples(ms, index, rows.slice(start, n))
-        residual = validation.log_residuals(validation.validation_table(ms, samples))
-        costs.append(float(residual @ residual))
-    return tuple(costs)
 
 
 def _holdout_line(fit: FitSpec, result: FitResult, prefix: str) -> str:
