@@ -133,6 +133,11 @@ def _merge(files: list[Path], schema: pa.Schema, out_dir: Path, max_rows: int) -
         writer.close()
 
 
+def partition_dirs(points_dir: Path) -> list[Path]:
+    """The partition directories under ``points_dir`` (``*/*``): the unit compaction swaps."""
+    return sorted(p for p in points_dir.glob("*/*") if p.is_dir())
+
+
 def compact(
     points_dir: Path,
     schema: pa.Schema,
@@ -147,7 +152,7 @@ def compact(
     before = after = 0
     if not points_dir.is_dir():
         return 0, 0
-    for partition in sorted(p for p in points_dir.glob("*/*") if p.is_dir()):
+    for partition in partition_dirs(points_dir):
         count = sum(1 for _ in partition.glob("*.parquet"))
         if count <= min_files:
             continue
@@ -157,4 +162,4 @@ def compact(
     return before, after
 
 
-__all__ = ["COMPACT_MIN_FILES", "compact", "compact_partition", "exchange"]
+__all__ = ["COMPACT_MIN_FILES", "compact", "compact_partition", "exchange", "partition_dirs"]

@@ -166,8 +166,10 @@ def point_files(points_dir: Path) -> list[Path]:
 
 def _partition_dirs(points_dir: Path) -> dict[str, int]:
     """Inode of each partition directory: a compaction's swap changes it, an append does not."""
+    from sweep.compact import partition_dirs
+
     dirs = {}
-    for path in points_dir.glob("*/*"):
+    for path in partition_dirs(points_dir):
         try:
             dirs[str(path)] = os.stat(path).st_ino
         except FileNotFoundError:
