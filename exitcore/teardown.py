@@ -147,7 +147,8 @@ def teardown_costs(
 
     Locks (the variant's ``locks``): X1 takes an object's lock (``vnode``, the shared object)
     per object entry for ``object_detach_ns``; X6 takes ``fpageq`` once per page
-    (``percpu_page_cache: 0``) or once per that many pages, holding ``fpageq_acq_ns`` plus
+    (``percpu_page_cache: 0``) or once per that many pages, or with ``amap_free: list`` once per
+    amap (anonymous entry with resident pages), holding ``fpageq_acq_ns`` plus
     ``fpageq_page_ns`` per page, and ``pageq`` per page for ``page_free_pageq_ns``; X8 takes
     ``kmmap`` per thread (``uarea_kmmap_ns``) and ``schedlock`` once (``wakeup_schedlock_ns``);
     any other (op, lock) pair takes the lock once over the whole op. An op listed with
@@ -297,7 +298,12 @@ def _lock_demand(
     acq = np.zeros((n, len(CONTEXTS), len(LOCKS)))
     hold = np.zeros((n, len(CONTEXTS), len(LOCKS)))
     final = np.zeros((n, len(CONTEXTS)))
-    object_entries = spaces.per_proc_sum(~np.asarray(spaces.is_anon, bool)).astype(np.float64)
+    is_anon = np.asarray(spaces.is_anon, bool)
+    object_entries = spaces.per_proc_sum(~is_anon).astype(np.float64)
+    # an anonymous entry with resident pages has an amap to wipe out
+    amaps = spaces.per_proc_sum(
+        (is_anon & (np.asarray(spaces.resident_pages) > 0)).astype(np.float64)
+    )
     pages = spaces.anon_resident_pages_per_proc.astype(np.float64)
     threads = spaces.threads.astype(np.float64)
     ones = np.ones(n)
@@ -315,7 +321,7 @@ def _lock_demand(
                 if lock == "klock":
                     continue
                 count, total = _unit_demand(op, lock, variant, arch, unit[:, op_index], pages,
-                                            threads, object_entries, ones)  # fmt: skip
+                                            threads, object_entries, amaps, ones)  # fmt: skip
                 others += total
                 if nested:
                     continue
@@ -352,13 +358,17 @@ def _unit_demand(  # noqa: PLR0913
     pages: FloatArray,
     threads: FloatArray,
     object_entries: FloatArray,
+    amaps: FloatArray,
     ones: FloatArray,
 ) -> tuple[FloatArray, FloatArray]:
     """(acquisitions, total hold) of ``lock`` taken by one run of ``op``; a pair without a
     finer unit takes the lock once over the whole op."""
     if op == "X6" and lock == "fpageq":
         per = variant.percpu_page_cache
-        count = pages if per == 0 else np.ceil(pages / per)
+        if variant.amap_free == "list":  # one uvm_pmr_freepageq per amap
+            count = np.asarray(amaps, np.float64)
+        else:
+            count = pages if per == 0 else np.ceil(pages / per)
         return count, count * arch.fpageq_acq_ns + pages * arch.fpageq_page_ns
     if op == "X6" and lock == "pageq":
         return pages, pages * arch.page_free_pageq_ns

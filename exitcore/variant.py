@@ -16,6 +16,7 @@ Mapping shape::
     pte_ns: null | 110.0           # per-PTE X3 cost replacing the architecture's
     locks: {X1: [vnode], X6: [fpageq, pageq], X8: [kmmap, schedlock], ...}
     percpu_page_cache: 16          # pages per CPU in front of the free-page lock (0: none)
+    amap_free: per_page | list     # how X6 hands an amap's pages to the free-page lock
 
 ``locks`` says which locks an op takes where it runs (its acquisition unit is the op's:
 :func:`exitcore.teardown.teardown_costs`); absent, :data:`DEFAULT_LOCKS`. Locks of an op run in
@@ -40,6 +41,7 @@ OP_CONTEXTS: Final[tuple[str, ...]] = (*CONTEXTS, "none")
 NOTIFY_CONTEXTS: Final[tuple[str, ...]] = ("exit", "reaper")
 TLB_FLUSHES: Final[tuple[str, ...]] = ("per_page", "asid")
 WALKS: Final[tuple[str, ...]] = ("per_virtual_page", "full_user_va", "sparse")
+AMAP_FREES: Final[tuple[str, ...]] = ("per_page", "list")
 _KEYS: Final[tuple[str, ...]] = (
     "name",
     "description",
@@ -50,6 +52,7 @@ _KEYS: Final[tuple[str, ...]] = (
     "pte_ns",
     "locks",
     "percpu_page_cache",
+    "amap_free",
 )
 
 DEFAULT_LOCKS: Final[dict[str, tuple[str, ...]]] = {
@@ -91,6 +94,13 @@ class Variant:
     percpu_page_cache : int
         Pages per CPU cached in front of the free-page lock (16 since 2024-05-01); 0: every page
         allocation and free takes the lock, else one refill or drain per that many pages.
+    amap_free : str
+        How the teardown's page frees (X6) reach the free-page lock. ``"per_page"``:
+        ``amap_wipeout`` frees each anon's page with ``uvm_pagefree`` (through the per-CPU cache
+        when there is one; uvm_amap.c 1.94 of 2024-04-17 and later). ``"list"``: it gathers the
+        amap's pages on a list and frees them with one ``uvm_pmr_freepageq``, one acquisition of
+        the free-page lock per amap (uvm_amap.c 1.82 of 2020-01-04 to 1.93, so the kernel of
+        targets 9-11); the per-CPU cache does not apply to it.
     """
 
     name: str
@@ -102,6 +112,7 @@ class Variant:
     pte_ns: float | None = None
     op_locks: tuple[tuple[str, ...], ...] = tuple(DEFAULT_LOCKS.get(op, ()) for op in OPS)
     percpu_page_cache: int = 16
+    amap_free: str = "per_page"
 
     def __post_init__(self) -> None:
         if len(self.op_contexts) != len(OPS):
@@ -113,6 +124,7 @@ class Variant:
         _check_choice("notify", self.notify, NOTIFY_CONTEXTS)
         _check_choice("tlb_flush", self.tlb_flush, TLB_FLUSHES)
         _check_choice("walk", self.walk, WALKS)
+        _check_choice("amap_free", self.amap_free, AMAP_FREES)
         # The flags win over the op table: a whole-ASID flush leaves no per-page flush to do,
         # a sparse walk no range walk. Normalizing here keeps `op_contexts` the single truth,
         # so a study-wide `tlb_flush: asid` or `walk: sparse` override works on any variant.
@@ -196,6 +208,7 @@ class Variant:
             else pte_ns,
             op_locks=op_locks,
             percpu_page_cache=pc,
+            amap_free=d.get("amap_free", "per_page"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,6 +230,7 @@ class Variant:
                 op: list(locks) for op, locks in zip(OPS, self.op_locks, strict=True) if locks
             },
             "percpu_page_cache": self.percpu_page_cache,
+            "amap_free": self.amap_free,
         }
 
 

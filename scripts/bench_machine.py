@@ -6,7 +6,8 @@
 - ``kernel_build_128_s``: the default kernel_build on arm64_m2 at 128 cores (what-if), whole
   simulate(), best of 10; ``kernel_build_128_engine_s`` the event loop alone.
 - ``kernel_build_80_s``: the 80-CPU kernel build of calibration target 11 (arm64_altra80,
-  ``baseline_2024``, ``percpu_page_cache: 0``, ``make -j64``: every lock on), whole simulate(),
+  ``baseline_2024``, ``percpu_page_cache: 0``, ``amap_free: list``, ``make -j64``: every lock
+  on), whole simulate(),
   best of 3.
 - ``speedup_vs_reference``: the event loop against the SimPy reference of
   tests/exitcore/reference_sim.py on the same segments (a 300-compiler build on 8 cores).
@@ -78,7 +79,11 @@ def main() -> None:
     kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=10)
     print(f"kernel_build at 128 cores: simulate {kb_s:.4f} s, event loop {kb_engine_s:.4f} s")
 
-    v2024 = {**presets.load("variant", "baseline_2024"), "percpu_page_cache": 0}
+    v2024 = {
+        **presets.load("variant", "baseline_2024"),
+        "percpu_page_cache": 0,
+        "amap_free": "list",
+    }
     kb80 = PointParams.from_dicts(
         MACHINES["arm64_altra80"], {**MIXES["kernel_build"], "slots": 64}, v2024, 80
     )

@@ -196,14 +196,28 @@ def apply(
 def current_values(
     params: Mapping[str, Mapping[str, Mapping[str, Any]]], ranges: Sequence[ParamRange]
 ) -> list[float | None]:
-    """Each range's value in ``params`` (the first preset for ``"*"``); None where unset."""
+    """Each range's value in ``params`` (the first preset for ``"*"``); None where unset.
+
+    A machine's ``arch_overrides.<constant>`` that the preset does not override is the value of
+    its architecture's profile (what the model runs with)."""
     values: list[float | None] = []
     for r in ranges:
         presets = params.get(r.group, {})
         names = sorted(presets) if r.name == ALL else [r.name]
-        node: Any = presets.get(names[0]) if names else None
+        preset: Any = presets.get(names[0]) if names else None
+        node = preset
         for key in r.keys:
             node = node.get(key) if isinstance(node, Mapping) else None
+        if node is None and r.group == "machine" and r.keys[0] == "arch_overrides":
+            node = _arch_default(preset, r.keys[1:])
         ok = isinstance(node, int | float) and not isinstance(node, bool)
         values.append(float(node) if ok else None)
     return values
+
+
+def _arch_default(machine: Any, keys: tuple[str, ...]) -> Any:
+    """The architecture profile's value of an ``arch_overrides`` constant, or None."""
+    from exitcore.arch import ARCHS
+
+    arch = ARCHS.get(machine.get("arch")) if isinstance(machine, Mapping) else None
+    return getattr(arch, keys[0], None) if arch is not None and len(keys) == 1 else None

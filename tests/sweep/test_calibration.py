@@ -34,22 +34,17 @@ CALIBRATE = sorted(
 # A listed row must stay outside its tolerance (an improvement updates this table and the README)
 # and must not drift further from the published figure than a third more than its recorded gap.
 KNOWN_GAPS: dict[tuple[str, str], float] = {
-    # The 2024 kernel on the 80-CPU machine: real too long at every -j; sys too high at -j16 and
-    # far too low at -j32 and -j64, where the published sys doubles while the model's grows by
-    # two thirds; no waiter that burns CPU on a sleeping lock (adaptive rwlock spinning) is
-    # modelled, and the free-page lock the fit leans on saturates instead.
-    ("kernel_build_altra_j16_2024", "wall_s"): 0.2564,
-    ("kernel_build_altra_j16_2024", "sys_s"): 0.2375,
-    ("kernel_build_altra_j32_2024", "wall_s"): 0.1191,
-    ("kernel_build_altra_j32_2024", "sys_s"): -0.3255,
-    ("kernel_build_altra_j64_2024", "wall_s"): 0.1816,
-    ("kernel_build_altra_j64_2024", "user_s"): -0.0525,
-    ("kernel_build_altra_j64_2024", "sys_s"): -0.1341,
-    # pmap_deactivate's published +16.9 s of sys comes out as +6 s, and real drops by 1.5 %.
-    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): -0.0149,
-    ("kernel_build_m2_pmap_deactivate", "sys_s/kernel_build_m2_baseline"): -0.0621,
-    # The Ryzen's sys: the joint fit shares the lock demand of the kernel build across machines.
-    ("kernel_build_ryzen_baseline", "sys_s"): 0.0776,
+    # The 2024 kernel on the 80-CPU machine: real too short at -j16 and -j32, sys too high at
+    # -j16 and -j64. User time is one figure for every -j in the model (nothing slows a compiler's
+    # user code when more of them run), while the published user grows 5 % from -j16 to -j64;
+    # the -j16 build's sys varies by +-10 % between seeds (free-page lock near saturation).
+    ("kernel_build_altra_j16_2024", "wall_s"): -0.0800,
+    ("kernel_build_altra_j16_2024", "user_s"): 0.0534,
+    ("kernel_build_altra_j16_2024", "sys_s"): 0.1351,
+    ("kernel_build_altra_j32_2024", "wall_s"): -0.0756,
+    ("kernel_build_altra_j64_2024", "sys_s"): 0.0819,
+    # pmap_deactivate's published +16.9 s of sys comes out as +8.6 s.
+    ("kernel_build_m2_pmap_deactivate", "sys_s/kernel_build_m2_baseline"): -0.0480,
 }
 """(measurement, figure) -> recorded rel_error (model / published - 1)."""
 
@@ -105,9 +100,9 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
     assert sys_ratio["model_mean"] > 1.0
 
 
-SHIPPED_OBJECTIVE = 0.4308
+SHIPPED_OBJECTIVE = 0.04575
 """The objective of `python -m sweep.fit fit=contention` evaluated at the shipped constants
-(model 0.3.1, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
+(model 0.4.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
 
 
 def test_the_shipped_constants_give_the_shipped_fit_objective(

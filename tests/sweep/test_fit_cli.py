@@ -31,8 +31,9 @@ def recovery_conf(root: Path) -> Path:
     mine = root / "myconf"
     box = {**preset("machine", "arm64_m2"), "name": "test_box"}
     write_group(mine, "machine", "test_box", {**box, **START})  # where the fit starts
-    mix = {**preset("mix", "fork_exit"), "processes_per_slot": 100}
-    write_group(mine, "mix", "small_fork", {**mix, "name": "small_fork"})
+    # named as the pipeline will know it: a workload's random stream is keyed on its mix name
+    mix = {**preset("mix", "fork_exit"), "processes_per_slot": 300, "name": "small_fork"}
+    write_group(mine, "mix", "small_fork", mix)
     for cores in (2, 4):
         results = [direct({**box, **TRUTH}, mix, "baseline", cores, s) for s in SEEDS]
         name = f"box_{cores}"

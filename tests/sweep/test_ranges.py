@@ -105,3 +105,15 @@ def test_apply_to_params_without_the_named_preset_changes_nothing() -> None:
     assert apply(only_machines, [r], [0.2]) == only_machines
     with pytest.raises(ValueError, match="expected 1 values"):
         apply(PRESETS, [r], [0.2, 0.3])
+
+
+def test_an_arch_constant_no_preset_overrides_starts_at_its_profile_value() -> None:
+    """A fit's start is what the model runs with: the architecture profile's constant, not a
+    midpoint of the range (the arm64 value is read from the profile by hand here)."""
+    from exitcore.arch import ARM64
+
+    machines = {"machine": {"m": {"arch": "arm64", "arch_overrides": {}}}}
+    ranges = [ParamRange("machine", "m", "arch_overrides.fpageq_acq_ns", 1.0, 1e4, "")]
+    assert current_values(machines, ranges) == [ARM64.fpageq_acq_ns]
+    overridden = {"machine": {"m": {"arch": "arm64", "arch_overrides": {"fpageq_acq_ns": 7.0}}}}
+    assert current_values(overridden, ranges) == [7.0]
