@@ -19,7 +19,9 @@ count (DESIGN.md sections 2 and 9):
   holding lock ``l``: one acquisition. A ``SPIN`` waiter keeps its thread and is charged the
   spinning (system time, or reaper time). A ``SLEEP`` waiter gives its thread up (the next
   runnable entity takes it), its wait is neither user nor sys, and once granted the lock it joins
-  the run queue to get a thread again. A lock is handed to the head waiter on release (FIFO), so
+  the run queue to get a thread again; with ``rw_spin_ns`` it first spins that long (an
+  OpenBSD rwlock's waiter spins ``RW_SPINS`` times before it sleeps), and granted within it goes
+  on as a spinner. A lock is handed to the head waiter on release (FIFO), so
   a granted sleeper holds it while it waits for a thread: a lock's hold time is from grant to
   release. A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
   queued at its grant: a contended mutex's cache line bounces between the spinners, so each
@@ -33,7 +35,8 @@ count (DESIGN.md sections 2 and 9):
   next phase starts when every process of the phase is notified.
 
 Accounting is done where the time is spent, each total on its own: user and system seconds of
-the processes (segments and spinning), the reaper's busy seconds (its segments and spinning),
+the processes (segments and spinning; a ``SYS`` segment may carry user time, ``seg_user_ns``,
+the user time between two acquisitions), the reaper's busy seconds (its segments and spinning),
 and, separately, the time threads are held (CPU busy). A correct run has
 ``user + sys + reaper == cpu`` (tests check it).
 
@@ -319,8 +322,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     n_reapers,
     lk_kind,
     lk_growth,
+    seg_user,
+    rw_spin,
 ):
     n_threads = sibling.shape[0]
+    has_user = seg_user.shape[0] > 0  # system segments carry user time
     has_smt = False
     for i in range(n_threads):
         if sibling[i] >= 0:
@@ -350,9 +356,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     st[_FREE] = n_threads
     rq = np.empty(n_ent, np.int64)
     zq = np.empty(max(n_proc, 1), np.int64)
-    ht = np.empty(n_ent + n_locks + 1)
-    hs = np.empty(n_ent + n_locks + 1, np.int64)
-    he = np.empty(n_ent + n_locks + 1, np.int64)
+    # events: one per entity, one release per lock, one spin timeout per entity (a timeout left
+    # behind by a spin granted in time is re-armed, never doubled)
+    ht = np.empty(2 * n_ent + n_locks + 1)
+    hs = np.empty(2 * n_ent + n_locks + 1, np.int64)
+    he = np.empty(2 * n_ent + n_locks + 1, np.int64)
     todo = np.empty(2 * n_ent + 2, np.int64)
     starts = np.empty(n_proc + 1, np.int64)
     # the lock table
@@ -372,6 +380,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_until = np.zeros(n_locks)  # ... and happens at this time
     lk_event = np.zeros(n_locks, np.bool_)  # a release event (entity n_ent + lock) is queued
     stretch = np.ones(n_ent)  # hold-time factor of each entity's current locked segment
+    spinning = np.zeros(n_ent, np.bool_)  # waits on a sleeping lock, still spinning
+    spin_until = np.zeros(n_ent)  # ... until then
+    has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
+    n_ev = n_ent + n_locks  # ids from here on are spin timeouts
 
     t = 0.0
     wall = 0.0
@@ -483,6 +495,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         lk_event[lk] = True
                         _heap_push(ht, hs, he, st, lk_until[lk], n_ent + lk)
                     if lk_kind[lk] == SLEEP:
+                        if rw_spin > 0.0:  # it spins first, keeping its thread
+                            spinning[e] = True
+                            spin_until[e] = t + rw_spin
+                            if not has_timeout[e]:
+                                has_timeout[e] = True
+                                _heap_push(ht, hs, he, st, t + rw_spin, n_ev + e)
+                            continue
                         _release_thread(
                             e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
                         )
@@ -498,6 +517,26 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if st[_HEAP_N] == 0:
             break
         t, e = _heap_pop(ht, hs, he, st)
+        if e >= n_ev:
+            # a spin on a sleeping lock times out: the waiter sleeps, still queued
+            w = e - n_ev
+            has_timeout[w] = False
+            if not spinning[w]:
+                continue  # granted in time
+            if spin_until[w] > t:  # left behind by an earlier spin: re-armed
+                has_timeout[w] = True
+                _heap_push(ht, hs, he, st, spin_until[w], e)
+                continue
+            spinning[w] = False
+            acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
+            last = t
+            _release_thread(w, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                _dispatch(
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                )  # fmt: skip
+            continue
         last = t
         if e >= n_ent:
             # a lazily held lock is let go and handed to its head waiter
@@ -508,7 +547,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
                 wait_since,
             )  # fmt: skip
-            if lk_kind[lk] == SPIN:
+            if lk_kind[lk] == SPIN or spinning[w]:
+                spinning[w] = False
                 acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
                 # w holds lk from t: one event for it and the unlocked work after (lazy release)
                 rs = cur[w]
@@ -564,6 +604,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 acc[A_REAPER] += dur
             elif kind == USER:
                 acc[A_USER] += dur
+            elif kind == SYS and has_user and seg_user[s] > 0.0:
+                u = seg_user[s] / speed[e]
+                acc[A_USER] += u
+                acc[A_SYS] += dur - u
             else:
                 acc[A_SYS] += dur
         if kind >= LOCKED:
@@ -573,7 +617,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 wait_since,
             )  # fmt: skip
             if w >= 0:
-                if lk_kind[lk] == SPIN:
+                if lk_kind[lk] == SPIN or spinning[w]:
+                    spinning[w] = False
                     acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
                     # w holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[w]
@@ -744,6 +789,8 @@ def run(
     lock_kinds: npt.NDArray[np.int8],
     lock_growth: npt.NDArray[np.float64] | None = None,
     reaper_rows: npt.NDArray[np.int64] | None = None,
+    seg_user_ns: npt.NDArray[np.float64] | None = None,
+    rw_spin_ns: float = 0.0,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -777,6 +824,14 @@ def run(
     lock_growth : float64[L], optional
         Per lock, the fraction by which an acquisition's hold grows for each waiter queued when
         it is granted (the lock's cache line bouncing between spinners); default 0.
+    seg_user_ns : float64[S], optional
+        User time a ``SYS`` segment of a process carries: part of its work, accounted as user
+        time (the user time between two acquisitions, with no scheduling point in it); 0
+        elsewhere, and the default.
+    rw_spin_ns : float, optional
+        How long a waiter on a ``SLEEP`` lock spins (keeping its thread, charged as system or
+        reaper time) before it gives its thread up and sleeps; granted within it, it goes on as a
+        spinner would. 0 (the default): it sleeps at once.
     """
     n_proc = seg_ptr.shape[0] - 1
     lock_kinds = np.ascontiguousarray(lock_kinds, np.int8)
@@ -805,6 +860,16 @@ def run(
     )
     if growth.shape != (n_locks,) or np.any(growth < 0) or not np.all(np.isfinite(growth)):
         raise ValueError("lock_growth: expected one finite value >= 0 per lock")
+    if not 0.0 <= rw_spin_ns < float("inf"):
+        raise ValueError(f"rw_spin_ns: expected a finite value >= 0, got {rw_spin_ns!r}")
+    users = np.zeros(0) if seg_user_ns is None else np.ascontiguousarray(seg_user_ns, np.float64)
+    if users.size and (
+        users.shape != seg_work_ns.shape
+        or np.any(users < 0)
+        or np.any(users > seg_work_ns)
+        or np.any((users > 0) & (seg_kind != SYS))
+    ):
+        raise ValueError("seg_user_ns: expected 0 <= user <= work per segment, on SYS segments")
     for name, kinds in (("seg_kind", seg_kind), ("rseg_kind", rseg_kind)):
         if kinds.size and (kinds.min() < 0 or kinds.max() >= LOCKED + n_locks):
             raise ValueError(f"{name}: a locked segment names a lock id >= {n_locks}")
@@ -829,6 +894,8 @@ def run(
         int(n_reapers),
         lock_kinds,
         growth,
+        users,
+        float(rw_spin_ns),
     )
     return EngineRun(
         times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,

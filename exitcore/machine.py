@@ -20,6 +20,12 @@ the mixes are written for (the Apple M2 of calibration targets 4 and 5):
   it (its cache line bouncing between them): an acquisition granted with ``k`` waiters queued
   holds the lock ``1 + lock_hold_growth * k`` times as long. A property of the machine's
   coherence fabric (0 on a small die, larger across a big mesh).
+- ``rw_spin_us``: how long a waiter on a sleeping lock (an rwlock) spins before it sleeps:
+  OpenBSD's ``rw_enter`` tries ``RW_SPINS`` (1000) times, one ``CPU_BUSY_CYCLE`` and a load of
+  the lock word each, when the lock is write-held and the waiter holds no KERNEL_LOCK
+  (kern_rwlock.c since 1.39 of 2019-05-11). The spinning is system time; granted within it, the
+  waiter goes on without sleeping. The model's lock sections do not nest, so every sleeping-lock
+  waiter spins first.
 
 Hardware-thread numbering follows the common convention: thread ``i`` and ``i + physical_cores``
 are siblings. A point simulates ``cores`` threads ``0..cores-1``; threads beyond the machine's
@@ -63,6 +69,8 @@ class MachineProfile:
         Blocked seconds per I/O operation of a mix, >= 0 and finite.
     lock_hold_growth : float
         Fractional growth of a spin lock's hold per queued waiter, >= 0.
+    rw_spin_us : float
+        Microseconds a sleeping lock's waiter spins before it sleeps, >= 0 and finite.
     arch_overrides : Mapping[str, float]
         Constants merged onto the base architecture profile.
     """
@@ -77,6 +85,7 @@ class MachineProfile:
     kernel_speed: float = 1.0
     io_op_s: float = 0.0
     lock_hold_growth: float = 0.0
+    rw_spin_us: float = 0.0
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -103,6 +112,8 @@ class MachineProfile:
             raise ValueError(
                 f"lock_hold_growth: expected a finite value >= 0, got {self.lock_hold_growth!r}"
             )
+        if not 0.0 <= self.rw_spin_us < float("inf"):
+            raise ValueError(f"rw_spin_us: expected a finite value >= 0, got {self.rw_spin_us!r}")
         object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
         self.arch_profile()  # unknown override names fail here, naming the field
 

@@ -4,15 +4,19 @@ A process's demand is its CPU time and, per lock, a number of acquisitions with 
 each (:mod:`exitcore.locks`). Acquisitions are placed at fixed positions of the process's
 system time: acquisition ``j`` of ``n`` of one lock sits at fraction ``(j + 0.5) / n`` of it,
 the locks merged in position order, and the unlocked system time is cut between them. User time
-is cut into ``pieces`` bursts (scheduling points) independently. So the acquisitions, their
-count and their hold time do not depend on ``pieces``: doubling it only adds scheduling points
-(tests/exitcore/test_simulate.py checks that wall, user and sys move less than 1 %).
+is cut at the same fractions: a process's faults and system calls are spread through its user
+time, not bunched after a burst of it. ``pieces`` only says where the scheduling points are: each
+piece's user time before its first acquisition is a ``USER`` segment (its end is the scheduling
+point), the rest rides on the ``SYS`` segments of the gaps after it (their ``users`` part, user
+time to the accounting). So the acquisitions, their count, their hold time and their spacing do
+not depend on ``pieces``: doubling it only adds scheduling points (tests/exitcore/test_simulate.py
+checks that wall, user and sys move less than 1 %).
 
-Segments of one process: its blocked time, then ``pieces`` times ``[user, system time and the
-acquisitions that fall in this piece]``, then the exit: the exit context's unlocked work with
-its acquisitions, then one acquisition of ``final_lock`` holding ``final_ns`` (the exit_klock
-context). A reaper job is laid out the same way with no user time and no blocked time.
-Zero-length segments are dropped.
+Segments of one process: its blocked time, then ``pieces`` times ``[user, system time (with the
+user time between the acquisitions) and the acquisitions that fall in this piece]``, then the
+exit: the exit context's unlocked work with its acquisitions, then one acquisition of
+``final_lock`` holding ``final_ns`` (the exit_klock context). A reaper job is laid out the same
+way with no user time and no blocked time. Zero-length segments are dropped.
 
 Demand is given dense: ``[rows, K]`` lock ids, acquisition counts (expected values, rounded
 here) and holds per acquisition; short acquisitions are merged to ``resolution_ns``
@@ -54,10 +58,14 @@ def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _stream(  # type: ignore[no-untyped-def]
-    kinds, works, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld, nxt, pos
-):
+    kinds, works, users, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld,
+    nxt, pos,
+):  # fmt: skip
     """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index.
-    ``res > 0``: the counts and holds of ``row`` are raw and merged here; else already merged."""
+    Within a piece the user time is cut at the acquisitions too: the part before the first one
+    is the piece's user segment, each later part rides on the system segment of its gap
+    (``users``). ``res > 0``: the counts and holds of ``row`` are raw and merged here; else
+    already merged."""
     k_n = locks.shape[1]
     for k in range(k_n):
         if res > 0.0:
@@ -69,13 +77,17 @@ def _stream(  # type: ignore[no-untyped-def]
         nxt[k] = 0
         pos[k] = 0.5 / c if c > 0 else 2.0  # position of the next acquisition of entry k
     for piece in range(pieces):
-        if user > 0.0:
-            if write:
-                kinds[i] = USER
-                works[i] = user / pieces
-            i += 1
         p_prev = piece / pieces
         p_end = (piece + 1) / pieces
+        first = p_end  # the piece's first acquisition
+        for k in range(k_n):
+            first = min(first, pos[k])
+        if user > 0.0 and first > p_prev:
+            if write:
+                kinds[i] = USER
+                works[i] = user * (first - p_prev)
+            i += 1
+        carried = 0.0  # user time of the gap so far: none before the first acquisition
         while True:
             best = -1
             best_p = p_end
@@ -86,10 +98,12 @@ def _stream(  # type: ignore[no-untyped-def]
             if best < 0:
                 break
             gap = unlocked * (best_p - p_prev)
-            if gap > 0.0:
+            u = carried * (best_p - p_prev)
+            if gap + u > 0.0:
                 if write:
                     kinds[i] = SYS
-                    works[i] = gap
+                    works[i] = gap + u
+                    users[i] = u
                 i += 1
             if write:
                 kinds[i] = LOCKED + locks[row, best]
@@ -99,18 +113,21 @@ def _stream(  # type: ignore[no-untyped-def]
             nxt[best] = j
             pos[best] = (j + 0.5) / cnt[best] if j < cnt[best] else 2.0
             p_prev = best_p
+            carried = user
         gap = unlocked * (p_end - p_prev)
-        if gap > 0.0:
+        u = carried * (p_end - p_prev)
+        if gap + u > 0.0:
             if write:
                 kinds[i] = SYS
-                works[i] = gap
+                works[i] = gap + u
+                users[i] = u
             i += 1
     return i
 
 
 @njit(cache=True)
 def _layout(  # type: ignore[no-untyped-def]
-    write, kinds, works, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
+    write, kinds, works, users, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
     b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
 ):  # fmt: skip
     n = user_ns.shape[0]
@@ -129,6 +146,7 @@ def _layout(  # type: ignore[no-untyped-def]
             total += 3 + 2 * pieces + 2 * a + 2 * x_tot[space_of[p]]
         kinds = np.empty(total, np.int16)
         works = np.empty(total)
+        users = np.zeros(total)
     width = max(b_lock.shape[1], x_lock.shape[1], 1)
     cnt = np.zeros(width, np.int64)
     hld = np.zeros(width)
@@ -143,14 +161,14 @@ def _layout(  # type: ignore[no-untyped-def]
                 works[i] = block_ns[p]
             i += 1
         i = _stream(
-            kinds, works, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count, b_hold, p,
-            res, cnt, hld, nxt, pos,
+            kinds, works, users, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count,
+            b_hold, p, res, cnt, hld, nxt, pos,
         )  # fmt: skip
         exit_first[p] = i
         sp = space_of[p]
         i = _stream(
-            kinds, works, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, -1.0, cnt,
-            hld, nxt, pos,
+            kinds, works, users, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, -1.0,
+            cnt, hld, nxt, pos,
         )  # fmt: skip
         if final_ns[sp] > 0.0:
             if write:
@@ -158,7 +176,7 @@ def _layout(  # type: ignore[no-untyped-def]
                 works[i] = final_ns[sp]
             i += 1
     ptr[n] = i
-    return kinds[:i], works[:i]
+    return kinds[:i], works[:i], users[:i]
 
 
 def layout(
@@ -175,13 +193,19 @@ def layout(
     resolution_ns: float,
     block_ns: npt.NDArray[np.float64] | None = None,
 ) -> tuple[
-    npt.NDArray[np.int64], npt.NDArray[np.int16], npt.NDArray[np.float64], npt.NDArray[np.int64]
+    npt.NDArray[np.int64],
+    npt.NDArray[np.int16],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.int64],
 ]:
     """CSR segments of ``P`` processes (module docstring); also each process's first exit segment.
 
     ``body`` is ``(lock ids int64[P, K], counts float64[P, K], holds_ns float64[P, K])`` or None;
     ``exit_demand`` the same per space ``[S, K2]``, with ``exit_ns`` and ``final_ns`` per space.
-    Returns ``(ptr int64[P+1], kinds int16[S], works float64[S], exit_first int64[P])``.
+    Returns ``(ptr int64[P+1], kinds int16[S], works float64[S], users float64[S],
+    exit_first int64[P])``: ``users`` is the user time a system segment carries (part of its
+    work), 0 elsewhere.
     """
     n = int(np.asarray(user_ns).shape[0])
     f64 = np.float64
@@ -197,5 +221,7 @@ def layout(
         *(np.ascontiguousarray(a) for a in exit_demand), int(final_lock),
         np.ascontiguousarray(final_ns, f64), float(resolution_ns),
     )  # fmt: skip
-    kinds, works = _layout(True, np.zeros(0, np.int16), np.zeros(0), ptr, exit_first, *args)
-    return ptr, kinds, works, exit_first
+    kinds, works, users = _layout(
+        True, np.zeros(0, np.int16), np.zeros(0), np.zeros(0), ptr, exit_first, *args
+    )
+    return ptr, kinds, works, users, exit_first

@@ -17,8 +17,9 @@ variant notifies from exit, the parent is woken at the end of it). The reaper jo
 notification, last). Short acquisitions are merged to the mix's ``lock_resolution_us``
 (:func:`exitcore.locks.merge`). Teardown costs are the architecture's nanoseconds, not scaled.
 
-Accounting as time(1) sees it: ``user_s`` is user segments, ``sys_s`` every other segment of
-the processes and their spinning (sleeping on a lock is neither); the reaper's segments and
+Accounting as time(1) sees it: ``user_s`` is user segments (and the user time system segments
+carry), ``sys_s`` every other segment of the processes and their spinning (sleeping on a lock is
+neither); the reaper's segments and
 spinning are ``reaper_busy_s``, charged to nobody. ``wall_s`` ends at the last parent
 notification (what the parent, e.g. make, sees); utilisations divide by the horizon, the last
 event (a reaper may still be freeing leftovers after the last notification).
@@ -138,6 +139,8 @@ class Segments:
     seg_ptr: npt.NDArray[np.int64]
     seg_kind: npt.NDArray[np.int16]
     seg_work_ns: npt.NDArray[np.float64]
+    seg_user_ns: npt.NDArray[np.float64]
+    """User time each process segment carries (part of its work; system segments only)."""
     exit_first: npt.NDArray[np.int64]
     rseg_ptr: npt.NDArray[np.int64]
     rseg_kind: npt.NDArray[np.int16]
@@ -205,7 +208,7 @@ def build_segments(
     # work conservation: the locked holds are carved out of each context's work
     exit_unlocked = np.maximum(ctx[:, 0] - lock_ns[:, 0].sum(axis=1), 0.0)
     reaper_unlocked = np.maximum(ctx[:, 2] - lock_ns[:, 2].sum(axis=1) - final[:, 2], 0.0)
-    seg_ptr, seg_kind, seg_work, exit_first = layout(
+    seg_ptr, seg_kind, seg_work, seg_user, exit_first = layout(
         block_ns=workload.io_ops * (1e9 * machine.io_op_s),
         user_ns=workload.user_s * (1e9 / machine.cpu_speed),
         sys_ns=workload.sys_s * (1e9 / machine.kernel_speed),
@@ -222,7 +225,7 @@ def build_segments(
     reaper_final = np.where(final[:, 2] > 1e-3, final[:, 2], 0.0)
     reaper_unlocked = np.where(reaper_unlocked > 1e-3, reaper_unlocked, 0.0)
     n_spaces = ctx.shape[0]
-    rseg_ptr, rseg_kind, rseg_work, _ = layout(
+    rseg_ptr, rseg_kind, rseg_work, _, _ = layout(
         user_ns=np.zeros(n_spaces),
         sys_ns=np.zeros(n_spaces),
         pieces=1,
@@ -237,8 +240,8 @@ def build_segments(
     kinds = lock_kinds(workload.vnode_pool)
     growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
-        seg_ptr, seg_kind, seg_work, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds, growth,
-        np.asarray(space_of, np.int64),
+        seg_ptr, seg_kind, seg_work, seg_user, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds,
+        growth, np.asarray(space_of, np.int64),
     )  # fmt: skip
 
 
@@ -373,7 +376,16 @@ def run_point(
 ) -> PointResult:
     """Run the engine on a priced workload and reduce it to a :class:`PointResult`."""
     segs = build_segments(workload, costs, variant, machine)
-    run = engine.run(
+    return reduce_run(
+        run_engine(workload, segs, variant, machine, cores), costs, variant, machine, cores
+    )
+
+
+def run_engine(
+    workload: Workload, segs: Segments, variant: Variant, machine: MachineProfile, cores: int
+) -> engine.EngineRun:
+    """The event loop on a workload's segments (what :func:`run_point` reduces)."""
+    return engine.run(
         machine.siblings(cores),
         machine.smt_speed,
         segs.seg_ptr,
@@ -390,8 +402,9 @@ def run_point(
         segs.lock_kinds,
         segs.lock_growth,
         segs.reaper_rows,
+        segs.seg_user_ns,
+        machine.rw_spin_us * 1e3,
     )
-    return reduce_run(run, costs, variant, machine, cores)
 
 
 def reduce_run(

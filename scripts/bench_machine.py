@@ -55,7 +55,7 @@ def engine_inputs(mix: dict, cores: int, variant: str = "baseline") -> tuple:
         machine.siblings(cores), machine.smt_speed, segs.seg_ptr, segs.seg_kind,
         segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
         v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, segs.lock_kinds, segs.lock_growth,
-        segs.reaper_rows,
+        segs.reaper_rows, segs.seg_user_ns,
     )  # fmt: skip
 
 
@@ -107,7 +107,7 @@ def main() -> None:
     names = (
         "sibling", "smt_speed", "seg_ptr", "seg_kind", "seg_work", "exit_first", "rseg_ptr",
         "rseg_kind", "rseg_work", "notify_from_exit", "phase_ptr", "phase_slots", "n_reapers",
-        "lock_kinds", "lock_growth", "reaper_rows",
+        "lock_kinds", "lock_growth", "reaper_rows", "seg_user_ns",
     )  # fmt: skip
     ref_s = timed(lambda: reference_run(**dict(zip(names, args, strict=True))))
     print(

@@ -58,13 +58,24 @@ class CpuPool:
             ev.succeed(thread)
 
 
-class Lock:
-    """A FIFO mutex; on release the head waiter is granted at once (the engine's rule)."""
+class Waiter:
+    """One queued request: who, the grant event, since when, and whether it still spins."""
 
-    def __init__(self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float) -> None:
+    def __init__(self, who: Any, ev: simpy.Event, since: float, spinning: bool) -> None:
+        self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
+
+
+class Lock:
+    """A FIFO mutex; on release the head waiter is granted at once (the engine's rule). A
+    sleeping lock's waiter spins ``spin_ns`` first, then sleeps."""
+
+    def __init__(
+        self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float, spin_ns: float
+    ) -> None:
         self.env, self.kind, self.cpu, self.growth = env, kind, cpu, growth
+        self.spin_ns = spin_ns if kind == E.SLEEP else 0.0
         self.holder: Any = None
-        self.waiters: deque[tuple[Any, simpy.Event, float]] = deque()
+        self.waiters: deque[Waiter] = deque()
         self.granted_at = 0.0
         self.hold = 0.0
         self.wait = 0.0
@@ -77,7 +88,8 @@ class Lock:
             self.acquisitions += 1
             return None
         ev = self.env.event()
-        self.waiters.append((who, ev, self.env.now))
+        spins = self.kind == E.SPIN or self.spin_ns > 0.0
+        self.waiters.append(Waiter(who, ev, self.env.now, spins))
         return ev
 
     def release(self) -> None:
@@ -85,16 +97,16 @@ class Lock:
         self.hold += now - self.granted_at
         self.holder = None
         if self.waiters:
-            who, ev, since = self.waiters.popleft()
-            self.holder, self.granted_at = who, now
+            w = self.waiters.popleft()
+            self.holder, self.granted_at = w.who, now
             self.acquisitions += 1
-            self.wait += now - since
+            self.wait += now - w.since
             # a granted sleeper asks for a thread now, before the releaser goes on; a granted
             # spinner's hold grows with the spinners still queued behind it
-            if self.kind == E.SLEEP:
-                ev.succeed((since, self.cpu.request(("woken", who)), None))
+            if w.spinning:
+                w.ev.succeed((w.since, None, self.stretch()))
             else:
-                ev.succeed((since, None, self.stretch()))
+                w.ev.succeed((w.since, self.cpu.request(("woken", w.who)), None))
 
     def stretch(self) -> float:
         return 1.0 + self.growth * len(self.waiters)
@@ -107,8 +119,9 @@ class Reference:
         self.cpu = CpuPool(self.env, kw["sibling"], kw["smt_speed"])
         growth = kw.get("lock_growth")
         growth = np.zeros(len(kw["lock_kinds"])) if growth is None else growth
+        spin_ns = float(kw.get("rw_spin_ns") or 0.0)
         self.locks = [
-            Lock(self.env, int(k), self.cpu, float(g))
+            Lock(self.env, int(k), self.cpu, float(g), spin_ns)
             for k, g in zip(kw["lock_kinds"], growth, strict=True)
         ]
         n = len(kw["seg_ptr"]) - 1
@@ -137,10 +150,18 @@ class Reference:
 
     # -- segments -------------------------------------------------------------------------
     def run_segment(
-        self, kind: int, work: float, thread: int, since: float, who: Any, sp: float | None
+        self,
+        kind: int,
+        work: float,
+        thread: int,
+        since: float,
+        who: Any,
+        sp: float | None,
+        user: float = 0.0,
     ) -> Any:
         """Run one segment; returns (thread, since, speed): a sleeper may come back on another
-        thread. ``sp`` given: the speed of the locked segment this unlocked one follows."""
+        thread. ``sp`` given: the speed of the locked segment this unlocked one follows.
+        ``user``: the part of a system segment's work that is user time."""
         is_reaper = not isinstance(who, int)
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
@@ -148,14 +169,24 @@ class Reference:
             ev = lock.request(who)
             stretch = lock.stretch()
             if ev is not None:
-                if lock.kind == E.SLEEP:
+                waiter = lock.waiters[-1]
+                if waiter.spinning and lock.kind == E.SLEEP:
+                    # spin for the budget; the lock may come first
+                    yield ev | self.env.timeout(lock.spin_ns)
+                    spun = self.env.now - waiter.since
+                    self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spun
+                    if ev.triggered:
+                        _, _, stretch = ev.value
+                    else:
+                        waiter.spinning = False  # it sleeps from now
+                if not waiter.spinning:
                     self.cpu.release(thread, since)
                     _, cpu_ev, _ = yield ev
                     thread = yield cpu_ev
                     since = self.env.now
                     sp = self.cpu.speed(thread)
                     stretch = lock.stretch()
-                else:
+                elif lock.kind == E.SPIN:
                     waited_since, _, stretch = yield ev
                     spin = self.env.now - waited_since
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
@@ -170,7 +201,8 @@ class Reference:
         elif kind == E.USER:
             self.totals[E.A_USER] += dur
         else:
-            self.totals[E.A_SYS] += dur
+            self.totals[E.A_USER] += user / sp
+            self.totals[E.A_SYS] += dur - user / sp
         return thread, since, sp
 
     # -- a process --------------------------------------------------------------------------
@@ -182,6 +214,7 @@ class Reference:
         self.times[p, E.T_START] = self.env.now
         lo, hi = int(kw["seg_ptr"][p]), int(kw["seg_ptr"][p + 1])
         exit_first = int(kw["exit_first"][p])
+        users = kw.get("seg_user_ns")
         self.times[p, E.T_EXIT] = -1.0
         thread, since = -1, 0.0
         pending: simpy.Event | None = None
@@ -203,8 +236,9 @@ class Reference:
                 thread = yield pending
                 pending = None
                 since = self.env.now
+            user = float(users[s]) if users is not None else 0.0
             thread, since, sp = yield from self.run_segment(
-                kind, work, thread, since, p, carry if kind == E.SYS else None
+                kind, work, thread, since, p, carry if kind == E.SYS else None, user
             )
             carry = sp if kind >= E.LOCKED else None
             nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
@@ -304,7 +338,8 @@ class Reference:
     def run(self) -> E.EngineRun:
         self.start_phase()
         self.env.run()
-        self.totals[E.A_HORIZON] = self.env.now
+        # the last segment's end (a spin that was granted in time leaves a timeout behind)
+        self.totals[E.A_HORIZON] = float(self.times.max())
         self.totals[E.A_CPU] = self.cpu.busy_ns
         return E.EngineRun(
             times_ns=self.times,

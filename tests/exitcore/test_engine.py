@@ -25,6 +25,7 @@ def run(
     phases: list[tuple[int, int]] | None = None,
     reapers: int = 1,
     lock_kinds: np.ndarray = KINDS,
+    rw_spin_ns: float = 0.0,
 ) -> E.EngineRun:
     """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]."""
     seg_ptr = np.concatenate(([0], np.cumsum([len(p) for p in procs])))
@@ -53,6 +54,7 @@ def run(
         np.array([s for _, s in phases]),
         reapers,
         lock_kinds,
+        rw_spin_ns=rw_spin_ns,
     )
 
 
@@ -238,3 +240,33 @@ def test_bad_engine_input(kw: dict, field: str) -> None:
         args["exit_first"] = np.array([0, 1])
     with pytest.raises(ValueError, match=field):
         E.run(**args)
+
+
+@pytest.mark.parametrize(
+    ("budget", "sys_b", "cpu"),
+    [
+        (0.0, 100.0 + 50.0, 1010.0 + 150.0),  # sleeps at once
+        (300.0, 100.0 + 300.0 + 50.0, 1010.0 + 450.0),  # spins 300 ns, then sleeps
+        (2000.0, 100.0 + 900.0 + 50.0, 1010.0 + 1050.0),  # granted while it spins
+    ],
+)
+def test_a_sleeping_lock_waiter_spins_its_budget_first(
+    budget: float, sys_b: float, cpu: float
+) -> None:
+    # A holds the sleeping lock from 0 to 1000; B asks for it at 100. With a budget B spins
+    # (system time, on its thread) until the lock comes or the budget runs out; then it sleeps
+    # (neither user nor sys) and takes a thread again at the grant, 1000. Either way it holds
+    # the lock from 1000 to 1050.
+    a = [(SL, 1000.0), (E.SYS, 10.0)]
+    b = [(E.SYS, 100.0), (SL, 50.0)]
+    r = run([a, b], threads=2, notify_from_exit=True, rw_spin_ns=budget)
+    assert r.totals_ns[E.A_SYS] == pytest.approx(1010.0 + sys_b)
+    assert r.totals_ns[E.A_CPU] == pytest.approx(cpu)
+    assert r.lock_wait_ns[2] == pytest.approx(900.0)
+    assert r.times_ns[1, E.T_EXIT_END] == pytest.approx(1050.0)
+    assert r.totals_ns[E.A_HORIZON] == pytest.approx(1050.0)  # a timeout left behind is no event
+
+
+def test_rw_spin_budget_is_validated() -> None:
+    with pytest.raises(ValueError, match="rw_spin_ns"):
+        run([[(E.SYS, 1.0)]], rw_spin_ns=-1.0)

@@ -14,15 +14,18 @@ from exitcore import presets
 from exitcore.machine import MachineProfile
 from exitcore.mix import MixParams, generate
 from exitcore.result import OPS
-from exitcore.simulate import PointParams, build_segments, simulate, teardown_for
+from exitcore.simulate import PointParams, build_segments, run_engine, simulate, teardown_for
 from exitcore.variant import VARIANTS
 
 PRESET_MACHINES = presets.load_all("machine")
 PRESET_MIXES = presets.load_all("mix")
 PRESET_VARIANTS = presets.load_all("variant")
 
-# without hold growth: a contended lock's stretched holds are work no segment states
-M2 = MachineProfile.from_dict({**PRESET_MACHINES["arm64_m2"], "lock_hold_growth": 0.0})
+# without hold growth (a contended lock's stretched holds are work no segment states) and with
+# sleeping-lock waiters that sleep at once (their spinning is no lock's spin-lock wait)
+M2 = MachineProfile.from_dict(
+    {**PRESET_MACHINES["arm64_m2"], "lock_hold_growth": 0.0, "rw_spin_us": 0.0}
+)
 BUILD = {
     **PRESET_MIXES["kernel_build"],
     "processes": 300,
@@ -37,12 +40,7 @@ def logged_run(mix: dict, variant: str, cores: int, seed: int = 0) -> tuple:
     v = VARIANTS[variant]
     costs = teardown_for(w, v, M2, cores)
     segs = build_segments(w, costs, v, M2)
-    run = E.run(
-        M2.siblings(cores), M2.smt_speed, segs.seg_ptr, segs.seg_kind, segs.seg_work_ns,
-        segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
-        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, segs.lock_kinds,
-        segs.lock_growth, segs.reaper_rows,
-    )  # fmt: skip
+    run = run_engine(w, segs, v, M2, cores)
     return w, segs, run
 
 
@@ -114,14 +112,18 @@ def test_cpu_time_is_conserved(mix: dict, cores: int) -> None:
     w = generate(MixParams.from_dict(mix), cores, np.random.default_rng(0))
     v = VARIANTS["baseline"]
     gsegs = build_segments(w, teardown_for(w, v, grown, cores), v, grown)
-    grun = E.run(
-        grown.siblings(cores), grown.smt_speed, gsegs.seg_ptr, gsegs.seg_kind, gsegs.seg_work_ns,
-        gsegs.exit_first, gsegs.rseg_ptr, gsegs.rseg_kind, gsegs.rseg_work_ns,
-        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, gsegs.lock_kinds,
-        gsegs.lock_growth, gsegs.reaper_rows,
-    )  # fmt: skip
+    grun = run_engine(w, gsegs, v, grown, cores)
     gspin = grun.lock_wait_ns[gsegs.lock_kinds == E.SPIN].sum()
     assert grun.totals_ns[E.A_CPU] > (cpu_work + gspin) * (1 + 1e-9)
+    # a sleeping lock's waiter that spins first adds at most its wait, and some of it
+    spinner = MachineProfile.from_dict({**M2.to_dict(), "rw_spin_us": 3.0})
+    ssegs = build_segments(w, teardown_for(w, v, spinner, cores), v, spinner)
+    srun = run_engine(w, ssegs, v, spinner, cores)
+    scpu = srun.totals_ns[E.A_CPU]
+    extra = scpu - cpu_work - srun.lock_wait_ns[ssegs.lock_kinds == E.SPIN].sum()
+    slept = srun.lock_wait_ns[ssegs.lock_kinds == E.SLEEP].sum()
+    assert -1e-9 * scpu <= extra <= slept + 1e-9 * scpu
+    assert extra > 1e-9 * scpu or slept == 0.0
     # and no CPU is held longer than the run lasts
     assert tot[E.A_CPU] <= cores * tot[E.A_HORIZON]
 

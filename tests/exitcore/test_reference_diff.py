@@ -48,6 +48,9 @@ def random_workload(seed: int) -> dict:
         rkinds.append(rk)
         rworks.append(rng.exponential(500.0, size=k) + 1.0)
         rptr.append(rptr[-1] + k)
+    seg_kind, seg_work = np.concatenate(kinds), np.concatenate(works)
+    # system segments carrying user time on half the seeds (as the layout's gaps do)
+    users = np.where(seg_kind == E.SYS, seg_work * rng.uniform(0.0, 1.0, seg_work.size), 0.0)
     n_phase = int(rng.integers(1, 4))
     cuts = np.sort(rng.choice(np.arange(1, n_proc), size=n_phase - 1, replace=False))
     phase_ptr = np.concatenate(([0], cuts, [n_proc])).astype(np.int64)
@@ -55,8 +58,8 @@ def random_workload(seed: int) -> dict:
         "sibling": sibling,
         "smt_speed": float(rng.uniform(0.5, 1.0)),
         "seg_ptr": np.asarray(ptr, np.int64),
-        "seg_kind": np.concatenate(kinds),
-        "seg_work": np.concatenate(works),
+        "seg_kind": seg_kind,
+        "seg_work": seg_work,
         "exit_first": np.asarray(exit_first, np.int64),
         "rseg_ptr": np.asarray(rptr, np.int64),
         "rseg_kind": np.concatenate(rkinds),
@@ -72,6 +75,9 @@ def random_workload(seed: int) -> dict:
         else None,
         # processes sharing reaper-job rows (as processes sharing an address space do)
         "reaper_rows": rng.integers(0, n_proc, n_proc) if seed % 4 == 2 else None,
+        "seg_user_ns": users if seed % 2 == 1 else None,
+        # sleeping-lock waiters spin first on two seeds of five (about a mean hold)
+        "rw_spin_ns": float(rng.uniform(200.0, 2000.0)) if seed % 5 in (1, 3) else 0.0,
     }
 
 
@@ -93,6 +99,8 @@ def run_engine(w: dict) -> E.EngineRun:
         w["lock_kinds"],
         w.get("lock_growth"),
         w.get("reaper_rows"),
+        w.get("seg_user_ns"),
+        w.get("rw_spin_ns", 0.0),
     )
 
 
@@ -159,6 +167,8 @@ def test_point_metrics_match_reference(
         "lock_kinds": s.lock_kinds,
         "lock_growth": s.lock_growth,
         "reaper_rows": s.reaper_rows,
+        "seg_user_ns": s.seg_user_ns,
+        "rw_spin_ns": m.rw_spin_us * 1e3,
     }
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
     ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()

@@ -37,14 +37,12 @@ KNOWN_GAPS: dict[tuple[str, str], float] = {
     # The 2024 kernel on the 80-CPU machine: real too short at -j16 and -j32, sys too high at
     # -j16 and -j64. User time is one figure for every -j in the model (nothing slows a compiler's
     # user code when more of them run), while the published user grows 5 % from -j16 to -j64;
-    # the -j16 build's sys varies by +-10 % between seeds (free-page lock near saturation).
-    ("kernel_build_altra_j16_2024", "wall_s"): -0.0800,
-    ("kernel_build_altra_j16_2024", "user_s"): 0.0534,
-    ("kernel_build_altra_j16_2024", "sys_s"): 0.1351,
-    ("kernel_build_altra_j32_2024", "wall_s"): -0.0756,
-    ("kernel_build_altra_j64_2024", "sys_s"): 0.0819,
-    # pmap_deactivate's published +16.9 s of sys comes out as +8.6 s.
-    ("kernel_build_m2_pmap_deactivate", "sys_s/kernel_build_m2_baseline"): -0.0480,
+    # the -j16 build's sys varies by +-20 % between seeds (free-page lock near saturation).
+    ("kernel_build_altra_j16_2024", "wall_s"): -0.0936,
+    ("kernel_build_altra_j16_2024", "user_s"): 0.0583,
+    ("kernel_build_altra_j16_2024", "sys_s"): 0.0830,
+    ("kernel_build_altra_j32_2024", "wall_s"): -0.0707,
+    ("kernel_build_altra_j64_2024", "sys_s"): 0.0664,
 }
 """(measurement, figure) -> recorded rel_error (model / published - 1)."""
 
@@ -95,14 +93,16 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
     ]
     sys_ratio = ratios.filter(pl.col("figure").str.starts_with("sys_s")).row(0, named=True)
     assert sys_ratio["published"] == pytest.approx(173.81 / 156.90)
-    # The teardown work moved into the exiting processes: sys grows (by how much is a recorded
-    # gap of KNOWN_GAPS, a third of the published growth).
-    assert sys_ratio["model_mean"] > 1.0
+    # The teardown work moved into the exiting processes: sys grows, and by the published
+    # +16.9 s within about 25 % (DESIGN.md section 6: the file's ratio tolerance, 2.4 %, is a
+    # quarter of the published growth of the ratio, 10.8 %).
+    assert sys_ratio["tolerance"] == pytest.approx(0.024)
+    assert sys_ratio["model_mean"] > 1.0 and sys_ratio["within"]
 
 
-SHIPPED_OBJECTIVE = 0.04575
+SHIPPED_OBJECTIVE = 0.03219
 """The objective of `python -m sweep.fit fit=contention` evaluated at the shipped constants
-(model 0.4.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
+(model 0.5.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
 
 
 def test_the_shipped_constants_give_the_shipped_fit_objective(
@@ -114,7 +114,7 @@ def test_the_shipped_constants_give_the_shipped_fit_objective(
     result = run(
         "sweep.fit",
         "fit=contention",
-        "max_evaluations=30",
+        "max_evaluations=33",  # one Jacobian of the 31 parameters and a step
         "out=out",
         f"ray.address={ray_address}",
         cwd=tmp_path,
