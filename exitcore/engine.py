@@ -53,6 +53,9 @@ processed in (time, insertion order). Within one event the order of effects is f
   notify the parent if the variant notifies from exit or there is no reaper job;
 - a reaper job ends: release the thread, re-join the run queue if jobs are pending beyond the
   other awake reapers, dispatch, then notify the parent (unless already notified from exit);
+- a spin on a sleeping lock times out (an event of its own, queued when the spin began): if the
+  waiter still waits, its spin is charged, it releases its thread (it stays queued for the lock)
+  and a free thread is dispatched; a waiter granted within its budget ignores it;
 - notify: the slot starts the next process of its phase, or the phase ends and the next phase
   starts its slots in process order; each start immediately requests a thread (or blocks);
 - dispatch: while a thread is free and the run queue is not empty, the head waiter gets the
