@@ -366,7 +366,7 @@ def _unit_demand(  # noqa: PLR0913
     if op == "X6" and lock == "fpageq":
         per = variant.percpu_page_cache
         if variant.amap_free == "list":  # one uvm_pmr_freepageq per amap
-            count = np.asarray(amaps, np.float64)
+            count = amaps
         else:
             count = pages if per == 0 else np.ceil(pages / per)
         return count, count * arch.fpageq_acq_ns + pages * arch.fpageq_page_ns
