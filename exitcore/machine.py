@@ -106,14 +106,10 @@ class MachineProfile:
             raise ValueError(f"cpu_speed: expected a value > 0, got {self.cpu_speed!r}")
         if not self.kernel_speed > 0.0:
             raise ValueError(f"kernel_speed: expected a value > 0, got {self.kernel_speed!r}")
-        if not 0.0 <= self.io_op_s < float("inf"):
-            raise ValueError(f"io_op_s: expected a finite value >= 0, got {self.io_op_s!r}")
-        if not 0.0 <= self.lock_hold_growth < float("inf"):
-            raise ValueError(
-                f"lock_hold_growth: expected a finite value >= 0, got {self.lock_hold_growth!r}"
-            )
-        if not 0.0 <= self.rw_spin_us < float("inf"):
-            raise ValueError(f"rw_spin_us: expected a finite value >= 0, got {self.rw_spin_us!r}")
+        for name in ("io_op_s", "lock_hold_growth", "rw_spin_us"):
+            value = getattr(self, name)
+            if not 0.0 <= value < float("inf"):
+                raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
         object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
         self.arch_profile()  # unknown override names fail here, naming the field
 
