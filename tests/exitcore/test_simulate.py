@@ -196,6 +196,53 @@ def test_results_do_not_depend_on_how_work_is_cut_into_pieces(
         assert abs(mean) < 0.01, f"{name}: {mean:+.2%} from 16 to 32 pieces"
 
 
+_MERGING_GAP = (
+    "known gap (README 'Resolution'): merging short acquisitions changes how often they run "
+    "into a long hold of the same lock and how long an unmerged acquisition waits behind them"
+)
+
+
+@pytest.mark.parametrize(
+    ("machine", "variant", "cores", "slots", "kernel"),
+    [
+        ("arm64_m2", "baseline", 8, None, {}),  # target 4
+        pytest.param(
+            # target 5: an exit's long KERNEL_LOCK sections
+            *("arm64_m2", "pmap_deactivate", 8, None, {}),
+            marks=pytest.mark.xfail(strict=True, reason=_MERGING_GAP),
+        ),
+        pytest.param(
+            # target 10: the free-page lock saturated, the reaper's long holds of it
+            *("arm64_altra80", "baseline_2024", 80, 32),
+            {"percpu_page_cache": 0, "amap_free": "list"},
+            marks=pytest.mark.xfail(strict=True, reason=_MERGING_GAP),
+        ),
+    ],
+)
+def test_results_do_not_depend_on_the_lock_resolution(
+    machine: str, variant: str, cores: int, slots: int | None, kernel: dict[str, object]
+) -> None:
+    """The shipped resolution (100 us) against 4 us, where no kernel_build hold above 4 us is
+    merged any more: wall, user and sys within 1 % (the mean of two seeds' paired changes).
+    Targets 5 and 10 do not converge (strict xfail: the day they do, this fails until the
+    marks go)."""
+    build = {**PRESET_MIXES["kernel_build"], "processes": 600, "slots": slots}
+    v = {**PRESET_VARIANTS[variant], **kernel}
+    change: dict[str, list[float]] = {"wall_s": [], "user_s": [], "sys_s": []}
+    for seed in range(2):
+        got = {}
+        for res in (build["lock_resolution_us"], 4.0):
+            mix = {**build, "lock_resolution_us": res}
+            p = PointParams.from_dicts(PRESET_MACHINES[machine], mix, v, cores)
+            got[res] = simulate(p, np.random.default_rng(seed))
+        coarse, fine = got.values()
+        for name in change:
+            change[name].append(getattr(fine, name) / getattr(coarse, name) - 1)
+    for name, values in change.items():
+        mean = float(np.mean(values))
+        assert abs(mean) < 0.01, f"{name}: {mean:+.2%} from the shipped resolution to 4 us"
+
+
 def _quantile_by_hand(values: np.ndarray, q: float) -> float:
     """Linear interpolation between closest ranks (the definition of numpy's default)."""
     s = sorted(values.tolist())
