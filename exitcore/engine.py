@@ -100,7 +100,8 @@ N_TOTALS: Final = 6
 # Integer state slots.
 _FREE, _RQ_HEAD, _RQ_LEN, _ZQ_HEAD, _ZQ_LEN, _WAKING = 0, 1, 2, 3, 4, 5
 _HEAP_N, _SEQ, _PHASE, _NEXT, _DONE, _STACK_TOP, _TODO_HEAD, _TODO_LEN = range(6, 14)
-_N_STATE = 14
+_ID_SPAN, _SEQ_MAX = 14, 15
+_N_STATE = 16
 
 
 def locked(lock: int) -> int:
@@ -137,51 +138,56 @@ class EngineRun:
 
 
 @njit(cache=True)
-def _heap_push(ht, hs, he, st, t, e):  # type: ignore[no-untyped-def]
+def _heap_push(hp, st, t, e):  # type: ignore[no-untyped-def]
+    """Queue event ``e`` at ``t``. A heap row is ``(t, seq * 2**shift + e)``: one 16-byte row
+    per entry, ordered by time, then insertion (every key is an exact integer below 2**53)."""
     n = st[_HEAP_N]
     seq = st[_SEQ]
     st[_SEQ] = seq + 1
+    if seq >= st[_SEQ_MAX]:
+        raise OverflowError("engine: more events than the heap's keys can order")
+    key = float(seq * st[_ID_SPAN] + e)
     i = n
     while i > 0:
         parent = (i - 1) >> 1
-        if ht[parent] < t or (ht[parent] == t and hs[parent] < seq):
+        pt = hp[parent, 0]
+        if pt < t or (pt == t and hp[parent, 1] < key):
             break
-        ht[i] = ht[parent]
-        hs[i] = hs[parent]
-        he[i] = he[parent]
+        hp[i, 0] = pt
+        hp[i, 1] = hp[parent, 1]
         i = parent
-    ht[i] = t
-    hs[i] = seq
-    he[i] = e
+    hp[i, 0] = t
+    hp[i, 1] = key
     st[_HEAP_N] = n + 1
 
 
 @njit(cache=True)
-def _heap_pop(ht, hs, he, st):  # type: ignore[no-untyped-def]
-    t0 = ht[0]
-    e0 = he[0]
+def _heap_pop(hp, st):  # type: ignore[no-untyped-def]
+    t0 = hp[0, 0]
+    e0 = int(hp[0, 1]) % st[_ID_SPAN]
     n = st[_HEAP_N] - 1
     st[_HEAP_N] = n
     if n > 0:
-        t = ht[n]
-        s = hs[n]
-        e = he[n]
+        t = hp[n, 0]
+        k = hp[n, 1]
         i = 0
         while True:
             c = 2 * i + 1
             if c >= n:
                 break
-            if c + 1 < n and (ht[c + 1] < ht[c] or (ht[c + 1] == ht[c] and hs[c + 1] < hs[c])):
-                c += 1
-            if t < ht[c] or (t == ht[c] and s < hs[c]):
+            ct = hp[c, 0]
+            if c + 1 < n:
+                dt = hp[c + 1, 0]
+                if dt < ct or (dt == ct and hp[c + 1, 1] < hp[c, 1]):
+                    c += 1
+                    ct = dt
+            if t < ct or (t == ct and k < hp[c, 1]):
                 break
-            ht[i] = ht[c]
-            hs[i] = hs[c]
-            he[i] = he[c]
+            hp[i, 0] = ct
+            hp[i, 1] = hp[c, 1]
             i = c
-        ht[i] = t
-        hs[i] = s
-        he[i] = e
+        hp[i, 0] = t
+        hp[i, 1] = k
     return t0, e0
 
 
@@ -361,9 +367,12 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     zq = np.empty(max(n_proc, 1), np.int64)
     # events: one per entity, one release per lock, one spin timeout per entity (a timeout left
     # behind by a spin granted in time is re-armed, never doubled)
-    ht = np.empty(2 * n_ent + n_locks + 1)
-    hs = np.empty(2 * n_ent + n_locks + 1, np.int64)
-    he = np.empty(2 * n_ent + n_locks + 1, np.int64)
+    hp = np.empty((2 * n_ent + n_locks + 1, 2))
+    span = 1
+    while span <= 2 * n_ent + n_locks:
+        span *= 2
+    st[_ID_SPAN] = span
+    st[_SEQ_MAX] = (1 << 53) // span
     todo = np.empty(2 * n_ent + 2, np.int64)
     starts = np.empty(n_proc + 1, np.int64)
     # the lock table
@@ -437,7 +446,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
                             zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
-                _heap_push(ht, hs, he, st, t + work, e)
+                _heap_push(hp, st, t + work, e)
                 continue
             th = thread_of[e]
             if th < 0:
@@ -483,27 +492,27 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             lk_len[lk] > 0
                         ):  # somebody is already waiting (queued while a sleeper held it)
                             lk_event[lk] = True
-                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                            _heap_push(hp, st, t_rel, n_ent + lk)
                         cur[e] = rs + 1
                         if e < n_proc:
                             if rs + 1 == exit_first[e]:
                                 times[e, T_EXIT] = t_rel
-                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / sp, e)
+                            _heap_push(hp, st, t_rel + seg_work[rs + 1] / sp, e)
                         else:
-                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / sp, e)
+                            _heap_push(hp, st, t_rel + rseg_work[rs + 1] / sp, e)
                     else:
-                        _heap_push(ht, hs, he, st, t_rel, e)
+                        _heap_push(hp, st, t_rel, e)
                 else:
                     if lk_lazy[lk] and not lk_event[lk]:
                         lk_event[lk] = True
-                        _heap_push(ht, hs, he, st, lk_until[lk], n_ent + lk)
+                        _heap_push(hp, st, lk_until[lk], n_ent + lk)
                     if lk_kind[lk] == SLEEP:
                         if rw_spin > 0.0:  # it spins first, keeping its thread
                             spinning[e] = True
                             spin_until[e] = t + rw_spin
                             if not has_timeout[e]:
                                 has_timeout[e] = True
-                                _heap_push(ht, hs, he, st, t + rw_spin, n_ev + e)
+                                _heap_push(hp, st, t + rw_spin, n_ev + e)
                             continue
                         _release_thread(
                             e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
@@ -515,11 +524,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                                 n_proc,
                             )  # fmt: skip
                 continue
-            _heap_push(ht, hs, he, st, t + work / sp, e)
+            _heap_push(hp, st, t + work / sp, e)
 
         if st[_HEAP_N] == 0:
             break
-        t, e = _heap_pop(ht, hs, he, st)
+        t, e = _heap_pop(hp, st)
         if e >= n_ev:
             # a spin on a sleeping lock times out: the waiter sleeps, still queued
             w = e - n_ev
@@ -528,7 +537,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 continue  # granted in time
             if spin_until[w] > t:  # left behind by an earlier spin: re-armed
                 has_timeout[w] = True
-                _heap_push(ht, hs, he, st, spin_until[w], e)
+                _heap_push(hp, st, spin_until[w], e)
                 continue
             spinning[w] = False
             acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
@@ -575,16 +584,16 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         lk_len[lk] > 0
                     ):  # somebody is already waiting (queued while a sleeper held it)
                         lk_event[lk] = True
-                        _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                        _heap_push(hp, st, t_rel, n_ent + lk)
                     cur[w] = rs + 1
                     if w < n_proc:
                         if rs + 1 == exit_first[w]:
                             times[w, T_EXIT] = t_rel
-                        _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                        _heap_push(hp, st, t_rel + seg_work[rs + 1] / speed[w], w)
                     else:
-                        _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                        _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
                 else:
-                    _heap_push(ht, hs, he, st, t_rel, w)
+                    _heap_push(hp, st, t_rel, w)
             else:
                 _rq_append(rq, st, w)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
@@ -645,16 +654,16 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             lk_len[lk] > 0
                         ):  # somebody is already waiting (queued while a sleeper held it)
                             lk_event[lk] = True
-                            _heap_push(ht, hs, he, st, t_rel, n_ent + lk)
+                            _heap_push(hp, st, t_rel, n_ent + lk)
                         cur[w] = rs + 1
                         if w < n_proc:
                             if rs + 1 == exit_first[w]:
                                 times[w, T_EXIT] = t_rel
-                            _heap_push(ht, hs, he, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                            _heap_push(hp, st, t_rel + seg_work[rs + 1] / speed[w], w)
                         else:
-                            _heap_push(ht, hs, he, st, t_rel + rseg_work[rs + 1] / speed[w], w)
+                            _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
                     else:
-                        _heap_push(ht, hs, he, st, t_rel, w)
+                        _heap_push(hp, st, t_rel, w)
                 else:
                     _rq_append(rq, st, w)
                     if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
@@ -686,7 +695,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     sp = smt_speed if (sb >= 0 and busy[sb]) else 1.0
                     speed[e] = sp
                     nw = seg_work[s] if is_proc else rseg_work[s]
-                    _heap_push(ht, hs, he, st, t + nw / sp, e)
+                    _heap_push(hp, st, t + nw / sp, e)
                     continue
                 # it goes on at once: before the entities this event dispatched
                 h = st[_TODO_HEAD] - 1
