@@ -210,10 +210,11 @@ def _rq_append(rq, st, e):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt):  # type: ignore[no-untyped-def]
+def _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt):  # type: ignore[no-untyped-def]
     th = thread_of[e]
     busy[th] = False
     thread_of[e] = -1
+    ent_of[th] = -1
     acc[A_CPU] += t - granted_at[e]
     if not has_smt:
         free_stack[st[_STACK_TOP]] = th
@@ -231,6 +232,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
     has_smt,
     free_stack,
     thread_of,
+    ent_of,
     granted_at,
     zq,
     job_of,
@@ -266,6 +268,7 @@ def _dispatch(  # type: ignore[no-untyped-def]
         busy[pick] = True
         st[_FREE] -= 1
         thread_of[w] = pick
+        ent_of[pick] = w
         granted_at[w] = t
         if w >= n_proc and job_of[w - n_proc] < 0:
             # a reaper got a thread: it takes the oldest pending job
@@ -280,29 +283,45 @@ def _dispatch(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _acquire(lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since):  # type: ignore[no-untyped-def]
-    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO."""
+def _acquire(  # type: ignore[no-untyped-def]
+    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, lk_nlong, fine
+):
+    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO; a request
+    that is not ``fine`` (not merged) goes ahead of every merged one (``lk_nlong[lk]``: the
+    unmerged waiters at the head)."""
     if lk_holder[lk] < 0:
         lk_holder[lk] = e
         lk_grant[lk] = t
         lk_acq[lk] += 1
         return True
     n = lk_q.shape[1]
-    lk_q[lk, _wrap(lk_head[lk] + lk_len[lk], n)] = e
-    lk_len[lk] += 1
+    head = lk_head[lk]
+    length = lk_len[lk]
+    if fine:
+        lk_q[lk, _wrap(head + length, n)] = e
+    else:
+        pos = lk_nlong[lk]
+        for j in range(length, pos, -1):
+            lk_q[lk, _wrap(head + j, n)] = lk_q[lk, _wrap(head + j - 1, n)]
+        lk_q[lk, _wrap(head + pos, n)] = e
+        lk_nlong[lk] = pos + 1
+    lk_len[lk] = length + 1
     wait_since[e] = t
     return False
 
 
 @njit(cache=True, inline="always")
 def _release(  # type: ignore[no-untyped-def]
-    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since
-):
+    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since,
+    lk_nlong,
+):  # fmt: skip
     """Release lock ``lk`` and hand it to the head waiter; returns that waiter or -1."""
     lk_hold[lk] += t - lk_grant[lk]
     if lk_len[lk] == 0:
         lk_holder[lk] = -1
         return -1
+    if lk_nlong[lk] > 0:
+        lk_nlong[lk] -= 1
     w = lk_q[lk, lk_head[lk]]
     lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
     lk_len[lk] -= 1
@@ -311,6 +330,45 @@ def _release(  # type: ignore[no-untyped-def]
     lk_acq[lk] += 1
     lk_wait[lk] += t - wait_since[w]
     return w
+
+
+_PHI: Final = 0.6180339887498949  # the golden ratio's fraction: a low-discrepancy sequence
+
+
+@njit(cache=True)
+def _stall_runners(  # type: ignore[no-untyped-def]
+    lk, t0, t_r, ent_of, n_proc, run_start, run_end, pend_len, pend_at, pend_lock, draws, speed,
+    gap_lock, gap_ns,
+):  # fmt: skip
+    """An unmerged hold of ``lk`` runs from ``t0`` to ``t_r``: every process in an unlocked
+    stretch whose acquisitions of ``lk`` are merged (spacing ``gap_ns`` > 0) meets it at its
+    next real acquisition, a fraction ``frac(n * phi)`` of a spacing away (its n-th draw for
+    that lock), and owes the spin from then to ``t_r`` if that comes first and within the
+    stretch. Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
+    the outcome does not depend on the order of holds that begin at one instant."""
+    for th in range(ent_of.shape[0]):
+        q = ent_of[th]
+        if q < 0 or q >= n_proc or not run_start[q] < t0 < run_end[q]:
+            continue
+        col = -1
+        for k in range(gap_lock.shape[1]):
+            if gap_lock[q, k] == lk and gap_ns[q, k] > 0.0:
+                col = k
+                break
+        if col < 0:
+            continue
+        c = draws[q, col] + 1
+        draws[q, col] = c
+        x = c * _PHI
+        t_hit = t0 + (x - np.floor(x)) * gap_ns[q, col] / speed[q]
+        if t_hit < t_r and t_hit < run_end[q]:
+            if pend_len[q] > 0.0:
+                other = pend_at[q]
+                if other < t_hit or (other == t_hit and pend_lock[q] < lk):
+                    continue
+            pend_len[q] = t_r - t_hit
+            pend_at[q] = t_hit
+            pend_lock[q] = lk
 
 
 @njit(cache=True)
@@ -333,6 +391,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_growth,
     seg_user,
     rw_spin,
+    seg_fine,
+    rseg_fine,
+    gap_lock,
+    gap_ns,
 ):
     n_threads = sibling.shape[0]
     has_user = seg_user.shape[0] > 0  # system segments carry user time
@@ -396,6 +458,23 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     spin_until = np.zeros(n_ent)  # ... until then
     has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
     n_ev = n_ent + n_locks  # ids from here on are spin timeouts
+    lk_nlong = np.zeros(n_locks, np.int64)  # unmerged waiters at the head of each queue
+    # merged acquisitions (module docstring, "Merged acquisitions"): who is in an unlocked
+    # segment from when to when, which lock a process runs into at what spacing, and the
+    # stall it has been given
+    has_fine = seg_fine.shape[0] > 0
+    ent_of = np.full(n_threads, -1, np.int64)
+    run_start = np.zeros(n_ent)
+    run_end = np.zeros(n_ent)
+    pend_len = np.zeros(n_ent)
+    pend_at = np.zeros(n_ent)
+    pend_lock = np.zeros(n_ent, np.int64)
+    draws = np.zeros(gap_ns.shape, np.int64)
+    lk_fine = np.zeros(n_locks, np.bool_)
+    for q in range(gap_ns.shape[0]):
+        for k in range(gap_ns.shape[1]):
+            if gap_ns[q, k] > 0.0:
+                lk_fine[gap_lock[q, k]] = True
 
     t = 0.0
     wall = 0.0
@@ -440,10 +519,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 work = rseg_work[s]
             if kind == BLOCK:
                 if thread_of[e] >= 0:
-                    _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+                    _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
                     if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                         _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                             zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
                 _heap_push(hp, st, t + work, e)
@@ -453,7 +532,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, e)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                         zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
                 continue
@@ -467,9 +546,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     lk_hold[lk] += lk_until[lk] - lk_grant[lk]
                     lk_holder[lk] = -1
                     lk_lazy[lk] = False
+                if has_fine:
+                    fine = seg_fine[s] if e < n_proc else rseg_fine[s]
+                else:
+                    fine = False
                 if lk_holder[lk] == e or _acquire(
-                    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since
-                ):
+                    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since,
+                    lk_nlong, fine,
+                ):  # fmt: skip
                     # e holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[e]
                     if e < n_proc:
@@ -484,6 +568,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     stretch[e] = rf
                     rw = rw * rf
                     t_rel = t + rw / sp
+                    if has_fine and lk_fine[lk] and not (
+                        seg_fine[rs] if e < n_proc else rseg_fine[rs]
+                    ):
+                        _stall_runners(
+                            lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len,
+                            pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
+                        )  # fmt: skip
                     if rnk == SYS:
                         acc[A_SYS if e < n_proc else A_REAPER] += rw / sp
                         lk_lazy[lk] = True
@@ -497,7 +588,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         if e < n_proc:
                             if rs + 1 == exit_first[e]:
                                 times[e, T_EXIT] = t_rel
-                            _heap_push(hp, st, t_rel + seg_work[rs + 1] / sp, e)
+                            run_start[e] = t
+                            run_end[e] = t_rel + seg_work[rs + 1] / sp
+                            _heap_push(hp, st, run_end[e], e)
                         else:
                             _heap_push(hp, st, t_rel + rseg_work[rs + 1] / sp, e)
                     else:
@@ -515,16 +608,18 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                                 _heap_push(hp, st, t + rw_spin, n_ev + e)
                             continue
                         _release_thread(
-                            e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt
+                            e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt
                         )
                         if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                             _dispatch(
                                 t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                ent_of, granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
                                 n_proc,
                             )  # fmt: skip
                 continue
-            _heap_push(hp, st, t + work / sp, e)
+            run_start[e] = t
+            run_end[e] = t + work / sp
+            _heap_push(hp, st, run_end[e], e)
 
         if st[_HEAP_N] == 0:
             break
@@ -542,10 +637,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             spinning[w] = False
             acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
             last = t
-            _release_thread(w, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+            _release_thread(w, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                 _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                     zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                 )  # fmt: skip
             continue
@@ -557,7 +652,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             lk_lazy[lk] = False
             w = _release(
                 lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since,
+                wait_since, lk_nlong,
             )  # fmt: skip
             if lk_kind[lk] == SPIN or spinning[w]:
                 spinning[w] = False
@@ -576,6 +671,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 stretch[w] = rf
                 rw = rw * rf
                 t_rel = t + rw / speed[w]
+                if has_fine and lk_fine[lk] and not (
+                    seg_fine[rs] if w < n_proc else rseg_fine[rs]
+                ):
+                    _stall_runners(
+                        lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len, pend_at,
+                        pend_lock, draws, speed, gap_lock, gap_ns,
+                    )  # fmt: skip
                 if rnk == SYS:
                     acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
                     lk_lazy[lk] = True
@@ -589,7 +691,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     if w < n_proc:
                         if rs + 1 == exit_first[w]:
                             times[w, T_EXIT] = t_rel
-                        _heap_push(hp, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                        run_start[w] = t
+                        run_end[w] = t_rel + seg_work[rs + 1] / speed[w]
+                        _heap_push(hp, st, run_end[w], w)
                     else:
                         _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
                 else:
@@ -598,9 +702,17 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, w)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                         zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
+            continue
+        if pend_len[e] > 0.0:
+            # e met an unmerged hold between its merged acquisitions: it spins that long first
+            stall = pend_len[e]
+            pend_len[e] = 0.0
+            acc[A_SYS] += stall
+            lk_wait[pend_lock[e]] += stall
+            _heap_push(hp, st, t + stall, e)
             continue
         is_proc = e < n_proc
         s = cur[e]
@@ -626,7 +738,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             lk = kind - LOCKED
             w = _release(
                 lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since,
+                wait_since, lk_nlong,
             )  # fmt: skip
             if w >= 0:
                 if lk_kind[lk] == SPIN or spinning[w]:
@@ -646,6 +758,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     stretch[w] = rf
                     rw = rw * rf
                     t_rel = t + rw / speed[w]
+                    if has_fine and lk_fine[lk] and not (
+                        seg_fine[rs] if w < n_proc else rseg_fine[rs]
+                    ):
+                        _stall_runners(
+                            lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len,
+                            pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
+                        )  # fmt: skip
                     if rnk == SYS:
                         acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
                         lk_lazy[lk] = True
@@ -659,7 +778,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         if w < n_proc:
                             if rs + 1 == exit_first[w]:
                                 times[w, T_EXIT] = t_rel
-                            _heap_push(hp, st, t_rel + seg_work[rs + 1] / speed[w], w)
+                            run_start[w] = t
+                            run_end[w] = t_rel + seg_work[rs + 1] / speed[w]
+                            _heap_push(hp, st, run_end[w], w)
                         else:
                             _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
                     else:
@@ -668,7 +789,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     _rq_append(rq, st, w)
                     if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                         _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                             zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
         s += 1
@@ -679,11 +800,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if s < end:
             if kind == USER and st[_RQ_LEN] > 0 and seg_kind[s] != BLOCK:
                 # scheduling point: the thread goes to the head waiter, this process to the tail
-                _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+                _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
                 _rq_append(rq, st, e)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                         zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
             else:
@@ -695,7 +816,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     sp = smt_speed if (sb >= 0 and busy[sb]) else 1.0
                     speed[e] = sp
                     nw = seg_work[s] if is_proc else rseg_work[s]
-                    _heap_push(hp, st, t + nw / sp, e)
+                    run_start[e] = t
+                    run_end[e] = t + nw / sp
+                    _heap_push(hp, st, run_end[e], e)
                     continue
                 # it goes on at once: before the entities this event dispatched
                 h = st[_TODO_HEAD] - 1
@@ -725,7 +848,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                                 _dispatch(
                                     t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
+                                    ent_of, granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
                                     n_proc,
                                 )  # fmt: skip
                             break
@@ -734,7 +857,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 times[e, T_REAP_END] = t
             if notify_from_exit or not has_job:
                 notify = e
-            _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+            _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
         else:
             r = e - n_proc
             p = job_of[r]
@@ -742,7 +865,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             job_of[r] = -1
             if not notify_from_exit:
                 notify = p
-            _release_thread(e, t, st, busy, thread_of, granted_at, free_stack, acc, has_smt)
+            _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
             if st[_ZQ_LEN] > st[_WAKING]:
                 st[_WAKING] += 1
                 _rq_append(rq, st, e)
@@ -750,7 +873,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 awake[r] = False
         if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
             _dispatch(
-                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, granted_at,
+                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
                 zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
             )  # fmt: skip
         if notify >= 0:
@@ -803,6 +926,10 @@ def run(
     reaper_rows: npt.NDArray[np.int64] | None = None,
     seg_user_ns: npt.NDArray[np.float64] | None = None,
     rw_spin_ns: float = 0.0,
+    seg_fine: npt.NDArray[np.bool_] | None = None,
+    rseg_fine: npt.NDArray[np.bool_] | None = None,
+    gap_lock: npt.NDArray[np.int64] | None = None,
+    gap_ns: npt.NDArray[np.float64] | None = None,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -844,6 +971,12 @@ def run(
         How long a waiter on a ``SLEEP`` lock spins (keeping its thread, charged as system or
         reaper time) before it gives its thread up and sleeps; granted within it, it goes on as a
         spinner would. 0 (the default): it sleeps at once.
+    seg_fine, rseg_fine : bool[S], bool[R], optional
+        Which locked segments stand for several merged acquisitions (module docstring, "Merged
+        acquisitions"); default none.
+    gap_lock, gap_ns : int64[P, K], float64[P, K], optional
+        Per process, the locks whose acquisitions are merged and the work between two of its real
+        acquisitions of each (0: not merged); default none.
     """
     n_proc = seg_ptr.shape[0] - 1
     lock_kinds = np.ascontiguousarray(lock_kinds, np.int8)
@@ -882,6 +1015,24 @@ def run(
         or np.any((users > 0) & (seg_kind != SYS))
     ):
         raise ValueError("seg_user_ns: expected 0 <= user <= work per segment, on SYS segments")
+    fine = np.zeros(0, np.bool_) if seg_fine is None else np.ascontiguousarray(seg_fine, np.bool_)
+    rfine = (
+        np.zeros(0, np.bool_) if rseg_fine is None else np.ascontiguousarray(rseg_fine, np.bool_)
+    )
+    if fine.size and (fine.shape != seg_kind.shape or rfine.shape != rseg_kind.shape):
+        raise ValueError("seg_fine, rseg_fine: expected one flag per segment, or neither")
+    g_lock = np.zeros((n_proc, 0), np.int64) if gap_lock is None else np.asarray(gap_lock)
+    g_ns = np.zeros((n_proc, 0)) if gap_ns is None else np.asarray(gap_ns, np.float64)
+    if (
+        g_lock.shape != g_ns.shape
+        or g_ns.shape[0] != n_proc
+        or np.any(g_ns < 0)
+        or not np.all(np.isfinite(g_ns))
+        or (g_lock.size and (g_lock.min() < 0 or g_lock.max() >= n_locks))
+    ):
+        raise ValueError("gap_lock, gap_ns: expected [P, K] lock ids and spacings >= 0")
+    if np.any(g_ns > 0) and not fine.size:
+        raise ValueError("gap_ns: merged spacings need seg_fine and rseg_fine")
     for name, kinds in (("seg_kind", seg_kind), ("rseg_kind", rseg_kind)):
         if kinds.size and (kinds.min() < 0 or kinds.max() >= LOCKED + n_locks):
             raise ValueError(f"{name}: a locked segment names a lock id >= {n_locks}")
@@ -908,6 +1059,10 @@ def run(
         growth,
         users,
         float(rw_spin_ns),
+        fine,
+        rfine,
+        np.ascontiguousarray(g_lock, np.int64),
+        np.ascontiguousarray(g_ns),
     )
     return EngineRun(
         times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,

@@ -26,6 +26,8 @@ space (``space_of`` picks each process's row), so it is stored once per space.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
@@ -58,20 +60,23 @@ def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _stream(  # type: ignore[no-untyped-def]
-    kinds, works, users, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res, cnt, hld,
-    nxt, pos,
+    kinds, works, users, fines, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res,
+    cnt, hld, nxt, pos, fk, pre_fine,
 ):  # fmt: skip
     """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index.
     Within a piece the user time is cut at the acquisitions too: the part before the first one
     is the piece's user segment, each later part rides on the system segment of its gap
     (``users``). ``res > 0``: the counts and holds of ``row`` are raw and merged here; else
-    already merged."""
+    already merged, ``pre_fine[row]`` saying which were. ``fines`` flags each acquisition that
+    stands for several."""
     k_n = locks.shape[1]
     for k in range(k_n):
         if res > 0.0:
             c, h = merged(cnts[row, k], hlds[row, k], res)
+            fk[k] = c < np.rint(cnts[row, k])
         else:
             c, h = int(cnts[row, k]), hlds[row, k]
+            fk[k] = pre_fine[row, k]
         cnt[k] = c
         hld[k] = h
         nxt[k] = 0
@@ -108,6 +113,7 @@ def _stream(  # type: ignore[no-untyped-def]
             if write:
                 kinds[i] = LOCKED + locks[row, best]
                 works[i] = hld[best]
+                fines[i] = fk[best]
             i += 1
             j = nxt[best] + 1
             nxt[best] = j
@@ -127,14 +133,16 @@ def _stream(  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _layout(  # type: ignore[no-untyped-def]
-    write, kinds, works, users, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
+    write, kinds, works, users, fines, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
     b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
 ):  # fmt: skip
     n = user_ns.shape[0]
     # per space, merged once; per process, merged as it is laid out (no [P, K] copies)
     x_cnt, x_hld = _merge_all(x_count, x_hold, res)
+    x_fine = x_cnt < np.rint(x_count)
     x_count = x_cnt.astype(np.float64)
     x_hold = x_hld
+    no_fine = np.zeros((1, 1), np.bool_)
     if write:  # an upper bound of the segment count: gaps at most one per acquisition
         x_tot = x_cnt.sum(axis=1)
         total = 0
@@ -147,13 +155,26 @@ def _layout(  # type: ignore[no-untyped-def]
         kinds = np.empty(total, np.int16)
         works = np.empty(total)
         users = np.zeros(total)
+        fines = np.zeros(total, np.bool_)
     width = max(b_lock.shape[1], x_lock.shape[1], 1)
     cnt = np.zeros(width, np.int64)
     hld = np.zeros(width)
     nxt = np.zeros(width, np.int64)
     pos = np.zeros(width)
+    fk = np.zeros(width, np.bool_)
+    # the work between two real acquisitions of each merged body entry (0: not merged)
+    gap = np.zeros(b_count.shape)
     i = 0
     for p in range(n):
+        if write and res > 0.0:
+            work = user_ns[p] + sys_ns[p]
+            for k in range(b_count.shape[1]):
+                work += np.rint(b_count[p, k]) * b_hold[p, k]
+            for k in range(b_count.shape[1]):
+                raw = np.rint(b_count[p, k])
+                c, _ = merged(b_count[p, k], b_hold[p, k], res)
+                if c < raw:
+                    gap[p, k] = work / raw
         ptr[p] = i
         if block_ns[p] > 0.0:
             if write:
@@ -161,14 +182,14 @@ def _layout(  # type: ignore[no-untyped-def]
                 works[i] = block_ns[p]
             i += 1
         i = _stream(
-            kinds, works, users, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count,
-            b_hold, p, res, cnt, hld, nxt, pos,
+            kinds, works, users, fines, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count,
+            b_hold, p, res, cnt, hld, nxt, pos, fk, no_fine,
         )  # fmt: skip
         exit_first[p] = i
         sp = space_of[p]
         i = _stream(
-            kinds, works, users, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp, -1.0,
-            cnt, hld, nxt, pos,
+            kinds, works, users, fines, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp,
+            -1.0, cnt, hld, nxt, pos, fk, x_fine,
         )  # fmt: skip
         if final_ns[sp] > 0.0:
             if write:
@@ -176,7 +197,23 @@ def _layout(  # type: ignore[no-untyped-def]
                 works[i] = final_ns[sp]
             i += 1
     ptr[n] = i
-    return kinds[:i], works[:i], users[:i]
+    return kinds[:i], works[:i], users[:i], fines[:i], gap
+
+
+class Layout(NamedTuple):
+    """What :func:`layout` returns: CSR segments and what the engine needs about merging."""
+
+    ptr: npt.NDArray[np.int64]
+    kinds: npt.NDArray[np.int16]
+    works: npt.NDArray[np.float64]
+    users: npt.NDArray[np.float64]
+    """The user time a system segment carries (part of its work), 0 elsewhere."""
+    exit_first: npt.NDArray[np.int64]
+    fine: npt.NDArray[np.bool_]
+    """Per segment: a locked segment that stands for several merged acquisitions."""
+    gap_ns: npt.NDArray[np.float64]
+    """``[P, K]``: the work between two real acquisitions of each merged body entry, 0 for
+    an entry not merged (``body``'s lock ids say which lock)."""
 
 
 def layout(
@@ -192,20 +229,11 @@ def layout(
     final_ns: npt.NDArray[np.float64],
     resolution_ns: float,
     block_ns: npt.NDArray[np.float64] | None = None,
-) -> tuple[
-    npt.NDArray[np.int64],
-    npt.NDArray[np.int16],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.float64],
-    npt.NDArray[np.int64],
-]:
+) -> Layout:
     """CSR segments of ``P`` processes (module docstring); also each process's first exit segment.
 
     ``body`` is ``(lock ids int64[P, K], counts float64[P, K], holds_ns float64[P, K])`` or None;
     ``exit_demand`` the same per space ``[S, K2]``, with ``exit_ns`` and ``final_ns`` per space.
-    Returns ``(ptr int64[P+1], kinds int16[S], works float64[S], users float64[S],
-    exit_first int64[P])``: ``users`` is the user time a system segment carries (part of its
-    work), 0 elsewhere.
     """
     n = int(np.asarray(user_ns).shape[0])
     f64 = np.float64
@@ -221,7 +249,8 @@ def layout(
         *(np.ascontiguousarray(a) for a in exit_demand), int(final_lock),
         np.ascontiguousarray(final_ns, f64), float(resolution_ns),
     )  # fmt: skip
-    kinds, works, users = _layout(
-        True, np.zeros(0, np.int16), np.zeros(0), np.zeros(0), ptr, exit_first, *args
-    )
-    return ptr, kinds, works, users, exit_first
+    kinds, works, users, fines, gap = _layout(
+        True, np.zeros(0, np.int16), np.zeros(0), np.zeros(0), np.zeros(0, np.bool_), ptr,
+        exit_first, *args,
+    )  # fmt: skip
+    return Layout(ptr, kinds, works, users, exit_first, fines, gap)

@@ -149,6 +149,13 @@ class Segments:
     lock_growth: npt.NDArray[np.float64]
     reaper_rows: npt.NDArray[np.int64]
     """Row of the reaper CSR of each process (reaper jobs are laid out once per space)."""
+    seg_fine: npt.NDArray[np.bool_]
+    rseg_fine: npt.NDArray[np.bool_]
+    """Per segment: a locked segment that stands for several merged acquisitions."""
+    gap_lock: npt.NDArray[np.int64]
+    gap_ns: npt.NDArray[np.float64]
+    """``[P, K]``: each process's body locks and the work between two of its real
+    acquisitions of each merged one (0: not merged)."""
 
 
 Demand = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
@@ -208,12 +215,13 @@ def build_segments(
     # work conservation: the locked holds are carved out of each context's work
     exit_unlocked = np.maximum(ctx[:, 0] - lock_ns[:, 0].sum(axis=1), 0.0)
     reaper_unlocked = np.maximum(ctx[:, 2] - lock_ns[:, 2].sum(axis=1) - final[:, 2], 0.0)
-    seg_ptr, seg_kind, seg_work, seg_user, exit_first = layout(
+    body = body_demand(workload, variant, machine)
+    procs = layout(
         block_ns=workload.io_ops * (1e9 * machine.io_op_s),
         user_ns=workload.user_s * (1e9 / machine.cpu_speed),
         sys_ns=workload.sys_s * (1e9 / machine.kernel_speed),
         pieces=workload.pieces,
-        body=body_demand(workload, variant, machine),
+        body=body,
         space_of=space_of,
         exit_ns=exit_unlocked,
         exit_demand=_context_demand(lock_acq[:, 0], lock_ns[:, 0]),
@@ -225,7 +233,7 @@ def build_segments(
     reaper_final = np.where(final[:, 2] > 1e-3, final[:, 2], 0.0)
     reaper_unlocked = np.where(reaper_unlocked > 1e-3, reaper_unlocked, 0.0)
     n_spaces = ctx.shape[0]
-    rseg_ptr, rseg_kind, rseg_work, _, _ = layout(
+    reaper = layout(
         user_ns=np.zeros(n_spaces),
         sys_ns=np.zeros(n_spaces),
         pieces=1,
@@ -240,8 +248,9 @@ def build_segments(
     kinds = lock_kinds(workload.vnode_pool)
     growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
-        seg_ptr, seg_kind, seg_work, seg_user, exit_first, rseg_ptr, rseg_kind, rseg_work, kinds,
-        growth, np.asarray(space_of, np.int64),
+        procs.ptr, procs.kinds, procs.works, procs.users, procs.exit_first, reaper.ptr,
+        reaper.kinds, reaper.works, kinds, growth, np.asarray(space_of, np.int64), procs.fine,
+        reaper.fine, body[0], procs.gap_ns,
     )  # fmt: skip
 
 
@@ -404,6 +413,10 @@ def run_engine(
         segs.reaper_rows,
         segs.seg_user_ns,
         machine.rw_spin_us * 1e3,
+        segs.seg_fine,
+        segs.rseg_fine,
+        segs.gap_lock,
+        segs.gap_ns,
     )
 
 

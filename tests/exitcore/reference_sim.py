@@ -11,6 +11,7 @@ wake-up is queued by the code that causes it, at that moment.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -59,10 +60,14 @@ class CpuPool:
 
 
 class Waiter:
-    """One queued request: who, the grant event, since when, and whether it still spins."""
+    """One queued request: who, the grant event, since when, whether it still spins, and
+    whether it stands for several merged acquisitions."""
 
-    def __init__(self, who: Any, ev: simpy.Event, since: float, spinning: bool) -> None:
+    def __init__(
+        self, who: Any, ev: simpy.Event, since: float, spinning: bool, fine: bool
+    ) -> None:
         self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
+        self.fine = fine
 
 
 class Lock:
@@ -81,15 +86,21 @@ class Lock:
         self.wait = 0.0
         self.acquisitions = 0
 
-    def request(self, who: Any) -> simpy.Event | None:
-        """None when granted now, else an event that fires on the grant."""
+    def request(self, who: Any, fine: bool = False) -> simpy.Event | None:
+        """None when granted now, else an event that fires on the grant. An unmerged request
+        queues behind the unmerged ones only, ahead of every merged one."""
         if self.holder is None:
             self.holder, self.granted_at = who, self.env.now
             self.acquisitions += 1
             return None
         ev = self.env.event()
         spins = self.kind == E.SPIN or self.spin_ns > 0.0
-        self.waiters.append(Waiter(who, ev, self.env.now, spins))
+        waiter = Waiter(who, ev, self.env.now, spins, fine)
+        if fine:
+            self.waiters.append(waiter)
+        else:
+            ahead = next((i for i, w in enumerate(self.waiters) if w.fine), len(self.waiters))
+            self.waiters.insert(ahead, waiter)
         return ev
 
     def release(self) -> None:
@@ -147,6 +158,19 @@ class Reference:
         self.reaper_job = [-1] * self.n_reapers
         for r in range(self.n_reapers):
             self.env.process(self.reaper(r))
+        # merged acquisitions: each process's unlocked stretch (start, end, speed), its merged
+        # locks' spacings, its draws and the stall it owes (length, lock)
+        self.fine = kw.get("seg_fine")
+        self.rfine = kw.get("rseg_fine")
+        self.gaps: list[dict[int, float]] = [{} for _ in range(n)]
+        if kw.get("gap_ns") is not None:
+            for q in range(n):
+                for lk, g in zip(kw["gap_lock"][q], kw["gap_ns"][q], strict=True):
+                    if g > 0 and int(lk) not in self.gaps[q]:
+                        self.gaps[q][int(lk)] = float(g)
+        self.stretch_of: list[tuple[float, float, float]] = [(0.0, 0.0, 1.0)] * n
+        self.draws: dict[tuple[int, int], int] = {}
+        self.owed: list[tuple[float, int, float] | None] = [None] * n
 
     # -- segments -------------------------------------------------------------------------
     def run_segment(
@@ -158,15 +182,20 @@ class Reference:
         who: Any,
         sp: float | None,
         user: float = 0.0,
+        fine: bool = False,
+        then_sys: float | None = None,
     ) -> Any:
         """Run one segment; returns (thread, since, speed): a sleeper may come back on another
         thread. ``sp`` given: the speed of the locked segment this unlocked one follows.
-        ``user``: the part of a system segment's work that is user time."""
+        ``user``: the part of a system segment's work that is user time. ``fine``: a locked
+        segment standing for several merged acquisitions; ``then_sys``: the work of the system
+        segment right after this locked one, if it is one."""
         is_reaper = not isinstance(who, int)
+        follows_lock = sp is not None
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
-            ev = lock.request(who)
+            ev = lock.request(who, fine)
             stretch = lock.stretch()
             if ev is not None:
                 waiter = lock.waiters[-1]
@@ -191,11 +220,26 @@ class Reference:
                     spin = self.env.now - waited_since
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
             dur = work * stretch / sp
+            now = self.env.now
+            if not fine:
+                self.stall_runners(kind - E.LOCKED, now, now + dur)
+            if then_sys is not None and not is_reaper:
+                self.stretch_of[who] = (now, now + dur + then_sys / sp, sp)
             yield self.env.timeout(dur)
             lock.release()
         else:
             dur = work / sp
+            if not is_reaper and not follows_lock:
+                self.stretch_of[who] = (self.env.now, self.env.now + dur, sp)
             yield self.env.timeout(dur)
+            owed = None if is_reaper else self.owed[who]
+            if owed is not None:
+                # it met an unmerged hold between its merged acquisitions: it spins that long
+                self.owed[who] = None
+                stall, lk, _ = owed
+                yield self.env.timeout(stall)
+                self.totals[E.A_SYS] += stall
+                self.locks[lk].wait += stall
         if is_reaper:
             self.totals[E.A_REAPER] += dur
         elif kind == E.USER:
@@ -204,6 +248,20 @@ class Reference:
             self.totals[E.A_USER] += user / sp
             self.totals[E.A_SYS] += dur - user / sp
         return thread, since, sp
+
+    def stall_runners(self, lk: int, t0: float, t_r: float) -> None:
+        """An unmerged hold of ``lk`` from ``t0`` to ``t_r``: each process in an unlocked
+        stretch with merged acquisitions of ``lk`` meets it at its next real one."""
+        for q, gaps in enumerate(self.gaps):
+            start, end, speed = self.stretch_of[q]
+            if lk not in gaps or not start < t0 < end:
+                continue
+            n = self.draws[q, lk] = self.draws.get((q, lk), 0) + 1
+            x = n * E._PHI
+            t_hit = t0 + (x - math.floor(x)) * gaps[lk] / speed
+            owed = self.owed[q]
+            if t_hit < t_r and t_hit < end and (owed is None or (t_hit, lk) < (owed[2], owed[1])):
+                self.owed[q] = (t_r - t_hit, lk, t_hit)
 
     # -- a process --------------------------------------------------------------------------
     def process(self, p: int) -> Any:
@@ -237,9 +295,16 @@ class Reference:
                 pending = None
                 since = self.env.now
             user = float(users[s]) if users is not None else 0.0
-            thread, since, sp = yield from self.run_segment(
-                kind, work, thread, since, p, carry if kind == E.SYS else None, user
+            fine = self.fine is not None and bool(self.fine[s])
+            then_sys = (
+                float(kw["seg_work"][s + 1])
+                if kind >= E.LOCKED and s + 1 < hi and int(kw["seg_kind"][s + 1]) == E.SYS
+                else None
             )
+            thread, since, sp = yield from self.run_segment(
+                kind, work, thread, since, p, carry if kind == E.SYS else None, user, fine,
+                then_sys,
+            )  # fmt: skip
             carry = sp if kind >= E.LOCKED else None
             nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
             if kind == E.USER and nxt not in (-1, E.BLOCK) and self.cpu.waiters:
@@ -287,7 +352,8 @@ class Reference:
                 kind = int(kw["rseg_kind"][s])
                 thread, since, sp = yield from self.run_segment(
                     kind, float(kw["rseg_work"][s]), thread, since, ("r", r),
-                    carry if kind == E.SYS else None,
+                    carry if kind == E.SYS else None, 0.0,
+                    self.rfine is not None and bool(self.rfine[s]),
                 )  # fmt: skip
                 carry = sp if kind >= E.LOCKED else None
             self.times[job, E.T_REAP_END] = self.env.now

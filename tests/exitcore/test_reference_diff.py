@@ -51,6 +51,14 @@ def random_workload(seed: int) -> dict:
     seg_kind, seg_work = np.concatenate(kinds), np.concatenate(works)
     # system segments carrying user time on half the seeds (as the layout's gaps do)
     users = np.where(seg_kind == E.SYS, seg_work * rng.uniform(0.0, 1.0, seg_work.size), 0.0)
+    # merged acquisitions on three seeds of five: locked segments flagged merged at random, and
+    # per process the locks it runs into between them at a spacing of about a segment
+    merged = seed % 5 in (0, 2, 4)
+    rseg_kind = np.concatenate(rkinds)
+    gap_lock = np.tile(np.arange(n_locks, dtype=np.int64), (n_proc, 1))
+    gap_ns = np.where(
+        rng.uniform(size=(n_proc, n_locks)) < 0.6, rng.exponential(800.0, (n_proc, n_locks)), 0.0
+    )
     n_phase = int(rng.integers(1, 4))
     cuts = np.sort(rng.choice(np.arange(1, n_proc), size=n_phase - 1, replace=False))
     phase_ptr = np.concatenate(([0], cuts, [n_proc])).astype(np.int64)
@@ -62,7 +70,7 @@ def random_workload(seed: int) -> dict:
         "seg_work": seg_work,
         "exit_first": np.asarray(exit_first, np.int64),
         "rseg_ptr": np.asarray(rptr, np.int64),
-        "rseg_kind": np.concatenate(rkinds),
+        "rseg_kind": rseg_kind,
         "rseg_work": np.concatenate(rworks),
         "notify_from_exit": bool(rng.integers(0, 2)),
         "phase_ptr": phase_ptr,
@@ -78,6 +86,14 @@ def random_workload(seed: int) -> dict:
         "seg_user_ns": users if seed % 2 == 1 else None,
         # sleeping-lock waiters spin first on two seeds of five (about a mean hold)
         "rw_spin_ns": float(rng.uniform(200.0, 2000.0)) if seed % 5 in (1, 3) else 0.0,
+        "seg_fine": (seg_kind >= E.LOCKED) & (rng.uniform(size=seg_kind.size) < 0.7)
+        if merged
+        else None,
+        "rseg_fine": (rseg_kind >= E.LOCKED) & (rng.uniform(size=rseg_kind.size) < 0.5)
+        if merged
+        else None,
+        "gap_lock": gap_lock if merged else None,
+        "gap_ns": gap_ns if merged else None,
     }
 
 
@@ -101,6 +117,10 @@ def run_engine(w: dict) -> E.EngineRun:
         w.get("reaper_rows"),
         w.get("seg_user_ns"),
         w.get("rw_spin_ns", 0.0),
+        w.get("seg_fine"),
+        w.get("rseg_fine"),
+        w.get("gap_lock"),
+        w.get("gap_ns"),
     )
 
 
@@ -169,6 +189,10 @@ def test_point_metrics_match_reference(
         "reaper_rows": s.reaper_rows,
         "seg_user_ns": s.seg_user_ns,
         "rw_spin_ns": m.rw_spin_us * 1e3,
+        "seg_fine": s.seg_fine,
+        "rseg_fine": s.rseg_fine,
+        "gap_lock": s.gap_lock,
+        "gap_ns": s.gap_ns,
     }
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
     ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()

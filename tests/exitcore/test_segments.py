@@ -11,7 +11,7 @@ from exitcore.segments import layout
 def lay_out(pieces: int) -> tuple[list[int], list[float], list[float]]:
     """One process: 1,000 ns of user time, 200 ns of system time, 4 acquisitions of lock 0
     holding 10 ns each, no exit work."""
-    ptr, kinds, works, users, exit_first = layout(
+    ptr, kinds, works, users, exit_first, _, _ = layout(
         user_ns=np.array([1000.0]),
         sys_ns=np.array([200.0]),
         pieces=pieces,
@@ -47,3 +47,36 @@ def test_user_time_is_cut_at_the_acquisitions_and_pieces_only_place_scheduling_p
         kinds, works, users = lay_out(pieces)
         user = sum(w for k, w in zip(kinds, works, strict=True) if k == USER) + sum(users)
         assert user == 1000.0
+
+
+def test_merged_acquisitions_are_flagged_with_the_spacing_of_the_real_ones() -> None:
+    """Lock 0: 10 acquisitions of 10 ns at a 50 ns resolution merge into 2 of 50 ns; lock 1: 2
+    of 100 ns stay as they are. The process's body work is 1,000 + 1,000 + 100 + 200 ns, so
+    its real acquisitions of lock 0 are 2,300 / 10 = 230 ns of work apart. The exit's 6
+    acquisitions of lock 1 holding 5 ns merge into one of 30; the final acquisition is real."""
+    out = layout(
+        user_ns=np.array([1000.0]),
+        sys_ns=np.array([1000.0]),
+        pieces=1,
+        body=(np.array([[0, 1]]), np.array([[10.0, 2.0]]), np.array([[10.0, 100.0]])),
+        space_of=np.array([0]),
+        exit_ns=np.array([10.0]),
+        exit_demand=(np.array([[1]]), np.array([[6.0]]), np.array([[5.0]])),
+        final_lock=0,
+        final_ns=np.array([40.0]),
+        resolution_ns=50.0,
+    )
+    locked = out.kinds >= LOCKED
+    got = [
+        (int(k) - LOCKED, float(w), bool(f))
+        for k, w, f in zip(out.kinds[locked], out.works[locked], out.fine[locked], strict=True)
+    ]
+    assert sorted(got[:4]) == [
+        (0, 50.0, True),
+        (0, 50.0, True),
+        (1, 100.0, False),
+        (1, 100.0, False),
+    ]
+    assert got[4:] == [(1, 30.0, True), (0, 40.0, False)]
+    assert not out.fine[~locked].any()
+    assert out.gap_ns.tolist() == [[2300.0 / 10, 0.0]]
