@@ -337,14 +337,15 @@ _PHI: Final = 0.6180339887498949  # the golden ratio's fraction: a low-discrepan
 
 @njit(cache=True)
 def _stall_runners(  # type: ignore[no-untyped-def]
-    lk, t0, t_r, ent_of, n_proc, run_start, run_end, pend_len, pend_at, pend_lock, draws, speed,
-    gap_lock, gap_ns,
+    lk, t0, t_r, hold1, ent_of, n_proc, run_start, run_end, pend_len, pend_at, pend_lock, draws,
+    speed, gap_lock, gap_ns,
 ):  # fmt: skip
-    """An unmerged hold of ``lk`` runs from ``t0`` to ``t_r``: every process in an unlocked
-    stretch whose acquisitions of ``lk`` are merged (spacing ``gap_ns`` > 0) meets it at its
-    next real acquisition, a fraction ``frac(n * phi)`` of a spacing away (its n-th draw for
-    that lock), and owes the spin from then to ``t_r`` if that comes first and within the
-    stretch. Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
+    """A hold of ``lk`` runs from ``t0`` to ``t_r``, its real acquisitions ``hold1`` long each:
+    every process in an unlocked stretch whose acquisitions of ``lk`` are merged, at a spacing
+    ``gap_ns`` of at most twice ``hold1``, meets it at its next real acquisition, a fraction
+    ``frac(n * phi)`` of a spacing away (its n-th draw for that lock), and owes the spin from
+    then to ``t_r`` if that comes first and within the stretch (with shorter holds, the
+    merged acquisitions meeting the merged hold stand for the real ones). Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
     the outcome does not depend on the order of holds that begin at one instant."""
     for th in range(ent_of.shape[0]):
         q = ent_of[th]
@@ -355,7 +356,7 @@ def _stall_runners(  # type: ignore[no-untyped-def]
             if gap_lock[q, k] == lk and gap_ns[q, k] > 0.0:
                 col = k
                 break
-        if col < 0:
+        if col < 0 or hold1 < 0.5 * gap_ns[q, col]:
             continue
         c = draws[q, col] + 1
         draws[q, col] = c
@@ -391,8 +392,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_growth,
     seg_user,
     rw_spin,
-    seg_fine,
-    rseg_fine,
+    seg_real,
+    rseg_real,
+    long_ns,
     gap_lock,
     gap_ns,
 ):
@@ -462,7 +464,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     # merged acquisitions (module docstring, "Merged acquisitions"): who is in an unlocked
     # segment from when to when, which lock a process runs into at what spacing, and the
     # stall it has been given
-    has_fine = seg_fine.shape[0] > 0
+    has_real = seg_real.shape[0] > 0
     ent_of = np.full(n_threads, -1, np.int64)
     run_start = np.zeros(n_ent)
     run_end = np.zeros(n_ent)
@@ -470,11 +472,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     pend_at = np.zeros(n_ent)
     pend_lock = np.zeros(n_ent, np.int64)
     draws = np.zeros(gap_ns.shape, np.int64)
-    lk_fine = np.zeros(n_locks, np.bool_)
+    # half the shortest spacing of merged acquisitions of each lock: a hold whose real
+    # acquisitions are shorter stalls nobody (_stall_runners)
+    lk_stalls = np.full(n_locks, np.inf)
     for q in range(gap_ns.shape[0]):
         for k in range(gap_ns.shape[1]):
-            if gap_ns[q, k] > 0.0:
-                lk_fine[gap_lock[q, k]] = True
+            g = gap_ns[q, k]
+            if g > 0.0 and 0.5 * g < lk_stalls[gap_lock[q, k]]:
+                lk_stalls[gap_lock[q, k]] = 0.5 * g
 
     t = 0.0
     wall = 0.0
@@ -546,8 +551,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     lk_hold[lk] += lk_until[lk] - lk_grant[lk]
                     lk_holder[lk] = -1
                     lk_lazy[lk] = False
-                if has_fine:
-                    fine = seg_fine[s] if e < n_proc else rseg_fine[s]
+                if has_real:
+                    fine = (seg_real[s] if e < n_proc else rseg_real[s]) < long_ns
                 else:
                     fine = False
                 if lk_holder[lk] == e or _acquire(
@@ -568,11 +573,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     stretch[e] = rf
                     rw = rw * rf
                     t_rel = t + rw / sp
-                    if has_fine and lk_fine[lk] and not (
-                        seg_fine[rs] if e < n_proc else rseg_fine[rs]
-                    ):
+                    h1 = (seg_real[rs] if e < n_proc else rseg_real[rs]) if has_real else 0.0
+                    if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len,
+                            lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip
                     if rnk == SYS:
@@ -671,12 +675,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 stretch[w] = rf
                 rw = rw * rf
                 t_rel = t + rw / speed[w]
-                if has_fine and lk_fine[lk] and not (
-                    seg_fine[rs] if w < n_proc else rseg_fine[rs]
-                ):
+                h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
+                if h1 >= lk_stalls[lk]:
                     _stall_runners(
-                        lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len, pend_at,
-                        pend_lock, draws, speed, gap_lock, gap_ns,
+                        lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
+                        pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                     )  # fmt: skip
                 if rnk == SYS:
                     acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
@@ -758,11 +761,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     stretch[w] = rf
                     rw = rw * rf
                     t_rel = t + rw / speed[w]
-                    if has_fine and lk_fine[lk] and not (
-                        seg_fine[rs] if w < n_proc else rseg_fine[rs]
-                    ):
+                    h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
+                    if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, ent_of, n_proc, run_start, run_end, pend_len,
+                            lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip
                     if rnk == SYS:
@@ -926,8 +928,9 @@ def run(
     reaper_rows: npt.NDArray[np.int64] | None = None,
     seg_user_ns: npt.NDArray[np.float64] | None = None,
     rw_spin_ns: float = 0.0,
-    seg_fine: npt.NDArray[np.bool_] | None = None,
-    rseg_fine: npt.NDArray[np.bool_] | None = None,
+    seg_real_ns: npt.NDArray[np.float64] | None = None,
+    rseg_real_ns: npt.NDArray[np.float64] | None = None,
+    long_ns: float = 0.0,
     gap_lock: npt.NDArray[np.int64] | None = None,
     gap_ns: npt.NDArray[np.float64] | None = None,
 ) -> EngineRun:
@@ -971,9 +974,12 @@ def run(
         How long a waiter on a ``SLEEP`` lock spins (keeping its thread, charged as system or
         reaper time) before it gives its thread up and sleeps; granted within it, it goes on as a
         spinner would. 0 (the default): it sleeps at once.
-    seg_fine, rseg_fine : bool[S], bool[R], optional
-        Which locked segments stand for several merged acquisitions (module docstring, "Merged
-        acquisitions"); default none.
+    seg_real_ns, rseg_real_ns : float64[S], float64[R], optional
+        The hold of one real acquisition of each locked segment (its work when it is one;
+        less when it stands for several merged ones: module docstring, "Merged acquisitions");
+        0 on unlocked segments. Default: every acquisition is real.
+    long_ns : float, optional
+        Acquisitions whose real hold is at least this long queue ahead of shorter ones.
     gap_lock, gap_ns : int64[P, K], float64[P, K], optional
         Per process, the locks whose acquisitions are merged and the work between two of its real
         acquisitions of each (0: not merged); default none.
@@ -1015,12 +1021,14 @@ def run(
         or np.any((users > 0) & (seg_kind != SYS))
     ):
         raise ValueError("seg_user_ns: expected 0 <= user <= work per segment, on SYS segments")
-    fine = np.zeros(0, np.bool_) if seg_fine is None else np.ascontiguousarray(seg_fine, np.bool_)
-    rfine = (
-        np.zeros(0, np.bool_) if rseg_fine is None else np.ascontiguousarray(rseg_fine, np.bool_)
-    )
-    if fine.size and (fine.shape != seg_kind.shape or rfine.shape != rseg_kind.shape):
-        raise ValueError("seg_fine, rseg_fine: expected one flag per segment, or neither")
+    real = np.zeros(0) if seg_real_ns is None else np.ascontiguousarray(seg_real_ns, np.float64)
+    rreal = np.zeros(0) if rseg_real_ns is None else np.ascontiguousarray(rseg_real_ns, np.float64)
+    if (real.size or rreal.size) and (
+        real.shape != seg_kind.shape or rreal.shape != rseg_kind.shape
+    ):
+        raise ValueError("seg_real_ns, rseg_real_ns: expected one hold per segment, or neither")
+    if not 0.0 <= long_ns < float("inf"):
+        raise ValueError(f"long_ns: expected a finite value >= 0, got {long_ns!r}")
     g_lock = np.zeros((n_proc, 0), np.int64) if gap_lock is None else np.asarray(gap_lock)
     g_ns = np.zeros((n_proc, 0)) if gap_ns is None else np.asarray(gap_ns, np.float64)
     if (
@@ -1031,8 +1039,8 @@ def run(
         or (g_lock.size and (g_lock.min() < 0 or g_lock.max() >= n_locks))
     ):
         raise ValueError("gap_lock, gap_ns: expected [P, K] lock ids and spacings >= 0")
-    if np.any(g_ns > 0) and not fine.size:
-        raise ValueError("gap_ns: merged spacings need seg_fine and rseg_fine")
+    if np.any(g_ns > 0) and not real.size:
+        raise ValueError("gap_ns: merged spacings need seg_real_ns and rseg_real_ns")
     for name, kinds in (("seg_kind", seg_kind), ("rseg_kind", rseg_kind)):
         if kinds.size and (kinds.min() < 0 or kinds.max() >= LOCKED + n_locks):
             raise ValueError(f"{name}: a locked segment names a lock id >= {n_locks}")
@@ -1059,8 +1067,9 @@ def run(
         growth,
         users,
         float(rw_spin_ns),
-        fine,
-        rfine,
+        real,
+        rreal,
+        float(long_ns),
         np.ascontiguousarray(g_lock, np.int64),
         np.ascontiguousarray(g_ns),
     )

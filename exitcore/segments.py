@@ -60,23 +60,23 @@ def _merge_all(counts, holds, res):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _stream(  # type: ignore[no-untyped-def]
-    kinds, works, users, fines, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res,
-    cnt, hld, nxt, pos, fk, pre_fine,
+    kinds, works, users, reals, i, write, user, unlocked, pieces, locks, cnts, hlds, row, res,
+    cnt, hld, nxt, pos, rk, pre_real,
 ):  # fmt: skip
     """Emit pieces x [user, unlocked work cut at the acquisitions]; returns the next index.
     Within a piece the user time is cut at the acquisitions too: the part before the first one
     is the piece's user segment, each later part rides on the system segment of its gap
     (``users``). ``res > 0``: the counts and holds of ``row`` are raw and merged here; else
-    already merged, ``pre_fine[row]`` saying which were. ``fines`` flags each acquisition that
-    stands for several."""
+    already merged, ``pre_real[row]`` holding the real acquisitions' hold. ``reals`` gets each
+    acquisition's real hold (less than its work when it stands for several)."""
     k_n = locks.shape[1]
     for k in range(k_n):
         if res > 0.0:
             c, h = merged(cnts[row, k], hlds[row, k], res)
-            fk[k] = c < np.rint(cnts[row, k])
+            rk[k] = hlds[row, k]
         else:
             c, h = int(cnts[row, k]), hlds[row, k]
-            fk[k] = pre_fine[row, k]
+            rk[k] = pre_real[row, k]
         cnt[k] = c
         hld[k] = h
         nxt[k] = 0
@@ -113,7 +113,7 @@ def _stream(  # type: ignore[no-untyped-def]
             if write:
                 kinds[i] = LOCKED + locks[row, best]
                 works[i] = hld[best]
-                fines[i] = fk[best]
+                reals[i] = rk[best]
             i += 1
             j = nxt[best] + 1
             nxt[best] = j
@@ -133,16 +133,16 @@ def _stream(  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _layout(  # type: ignore[no-untyped-def]
-    write, kinds, works, users, fines, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
+    write, kinds, works, users, reals, ptr, exit_first, block_ns, user_ns, sys_ns, pieces,
     b_lock, b_count, b_hold, space_of, x_ns, x_lock, x_count, x_hold, final_lock, final_ns, res,
 ):  # fmt: skip
     n = user_ns.shape[0]
     # per space, merged once; per process, merged as it is laid out (no [P, K] copies)
+    x_real = x_hold  # the hold of one real acquisition
     x_cnt, x_hld = _merge_all(x_count, x_hold, res)
-    x_fine = x_cnt < np.rint(x_count)
     x_count = x_cnt.astype(np.float64)
     x_hold = x_hld
-    no_fine = np.zeros((1, 1), np.bool_)
+    no_real = np.zeros((1, 1))
     if write:  # an upper bound of the segment count: gaps at most one per acquisition
         x_tot = x_cnt.sum(axis=1)
         total = 0
@@ -155,13 +155,13 @@ def _layout(  # type: ignore[no-untyped-def]
         kinds = np.empty(total, np.int16)
         works = np.empty(total)
         users = np.zeros(total)
-        fines = np.zeros(total, np.bool_)
+        reals = np.zeros(total)
     width = max(b_lock.shape[1], x_lock.shape[1], 1)
     cnt = np.zeros(width, np.int64)
     hld = np.zeros(width)
     nxt = np.zeros(width, np.int64)
     pos = np.zeros(width)
-    fk = np.zeros(width, np.bool_)
+    rk = np.zeros(width)
     # the work between two real acquisitions of each merged body entry (0: not merged)
     gap = np.zeros(b_count.shape)
     i = 0
@@ -182,22 +182,23 @@ def _layout(  # type: ignore[no-untyped-def]
                 works[i] = block_ns[p]
             i += 1
         i = _stream(
-            kinds, works, users, fines, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count,
-            b_hold, p, res, cnt, hld, nxt, pos, fk, no_fine,
+            kinds, works, users, reals, i, write, user_ns[p], sys_ns[p], pieces, b_lock, b_count,
+            b_hold, p, res, cnt, hld, nxt, pos, rk, no_real,
         )  # fmt: skip
         exit_first[p] = i
         sp = space_of[p]
         i = _stream(
-            kinds, works, users, fines, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp,
-            -1.0, cnt, hld, nxt, pos, fk, x_fine,
+            kinds, works, users, reals, i, write, 0.0, x_ns[sp], 1, x_lock, x_count, x_hold, sp,
+            -1.0, cnt, hld, nxt, pos, rk, x_real,
         )  # fmt: skip
         if final_ns[sp] > 0.0:
             if write:
                 kinds[i] = LOCKED + final_lock
                 works[i] = final_ns[sp]
+                reals[i] = final_ns[sp]
             i += 1
     ptr[n] = i
-    return kinds[:i], works[:i], users[:i], fines[:i], gap
+    return kinds[:i], works[:i], users[:i], reals[:i], gap
 
 
 class Layout(NamedTuple):
@@ -209,8 +210,9 @@ class Layout(NamedTuple):
     users: npt.NDArray[np.float64]
     """The user time a system segment carries (part of its work), 0 elsewhere."""
     exit_first: npt.NDArray[np.int64]
-    fine: npt.NDArray[np.bool_]
-    """Per segment: a locked segment that stands for several merged acquisitions."""
+    real_ns: npt.NDArray[np.float64]
+    """Per locked segment, the hold of one of the real acquisitions it stands for (its work
+    when it is one); 0 on unlocked segments."""
     gap_ns: npt.NDArray[np.float64]
     """``[P, K]``: the work between two real acquisitions of each merged body entry, 0 for
     an entry not merged (``body``'s lock ids say which lock)."""
@@ -249,8 +251,8 @@ def layout(
         *(np.ascontiguousarray(a) for a in exit_demand), int(final_lock),
         np.ascontiguousarray(final_ns, f64), float(resolution_ns),
     )  # fmt: skip
-    kinds, works, users, fines, gap = _layout(
-        True, np.zeros(0, np.int16), np.zeros(0), np.zeros(0), np.zeros(0, np.bool_), ptr,
+    kinds, works, users, reals, gap = _layout(
+        True, np.zeros(0, np.int16), np.zeros(0), np.zeros(0), np.zeros(0), ptr,
         exit_first, *args,
     )  # fmt: skip
-    return Layout(ptr, kinds, works, users, exit_first, fines, gap)
+    return Layout(ptr, kinds, works, users, exit_first, reals, gap)

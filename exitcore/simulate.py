@@ -149,9 +149,13 @@ class Segments:
     lock_growth: npt.NDArray[np.float64]
     reaper_rows: npt.NDArray[np.int64]
     """Row of the reaper CSR of each process (reaper jobs are laid out once per space)."""
-    seg_fine: npt.NDArray[np.bool_]
-    rseg_fine: npt.NDArray[np.bool_]
-    """Per segment: a locked segment that stands for several merged acquisitions."""
+    seg_real_ns: npt.NDArray[np.float64]
+    rseg_real_ns: npt.NDArray[np.float64]
+    """Per locked segment, the hold of one real acquisition of those it stands for."""
+    long_ns: float
+    """Acquisitions of at least this real hold queue ahead of shorter ones (half the
+    resolution: the shortest a merged acquisition's real holds can be and still be no more
+    than two)."""
     gap_lock: npt.NDArray[np.int64]
     gap_ns: npt.NDArray[np.float64]
     """``[P, K]``: each process's body locks and the work between two of its real
@@ -249,8 +253,8 @@ def build_segments(
     growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
         procs.ptr, procs.kinds, procs.works, procs.users, procs.exit_first, reaper.ptr,
-        reaper.kinds, reaper.works, kinds, growth, np.asarray(space_of, np.int64), procs.fine,
-        reaper.fine, body[0], procs.gap_ns,
+        reaper.kinds, reaper.works, kinds, growth, np.asarray(space_of, np.int64), procs.real_ns,
+        reaper.real_ns, 0.5 * res, body[0], procs.gap_ns,
     )  # fmt: skip
 
 
@@ -413,8 +417,9 @@ def run_engine(
         segs.reaper_rows,
         segs.seg_user_ns,
         machine.rw_spin_us * 1e3,
-        segs.seg_fine,
-        segs.rseg_fine,
+        segs.seg_real_ns,
+        segs.rseg_real_ns,
+        segs.long_ns,
         segs.gap_lock,
         segs.gap_ns,
     )

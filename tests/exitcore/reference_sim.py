@@ -63,9 +63,7 @@ class Waiter:
     """One queued request: who, the grant event, since when, whether it still spins, and
     whether it stands for several merged acquisitions."""
 
-    def __init__(
-        self, who: Any, ev: simpy.Event, since: float, spinning: bool, fine: bool
-    ) -> None:
+    def __init__(self, who: Any, ev: simpy.Event, since: float, spinning: bool, fine: bool) -> None:
         self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
         self.fine = fine
 
@@ -160,8 +158,9 @@ class Reference:
             self.env.process(self.reaper(r))
         # merged acquisitions: each process's unlocked stretch (start, end, speed), its merged
         # locks' spacings, its draws and the stall it owes (length, lock)
-        self.fine = kw.get("seg_fine")
-        self.rfine = kw.get("rseg_fine")
+        self.real = kw.get("seg_real_ns")
+        self.rreal = kw.get("rseg_real_ns")
+        self.long_ns = float(kw.get("long_ns") or 0.0)
         self.gaps: list[dict[int, float]] = [{} for _ in range(n)]
         if kw.get("gap_ns") is not None:
             for q in range(n):
@@ -182,20 +181,20 @@ class Reference:
         who: Any,
         sp: float | None,
         user: float = 0.0,
-        fine: bool = False,
+        real: float | None = None,
         then_sys: float | None = None,
     ) -> Any:
         """Run one segment; returns (thread, since, speed): a sleeper may come back on another
         thread. ``sp`` given: the speed of the locked segment this unlocked one follows.
-        ``user``: the part of a system segment's work that is user time. ``fine``: a locked
-        segment standing for several merged acquisitions; ``then_sys``: the work of the system
-        segment right after this locked one, if it is one."""
+        ``user``: the part of a system segment's work that is user time. ``real``: the hold of
+        one real acquisition of those a locked segment stands for (None: it is one);
+        ``then_sys``: the work of the system segment right after this locked one, if any."""
         is_reaper = not isinstance(who, int)
         follows_lock = sp is not None
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
-            ev = lock.request(who, fine)
+            ev = lock.request(who, real is not None and real < self.long_ns)
             stretch = lock.stretch()
             if ev is not None:
                 waiter = lock.waiters[-1]
@@ -221,8 +220,8 @@ class Reference:
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
             dur = work * stretch / sp
             now = self.env.now
-            if not fine:
-                self.stall_runners(kind - E.LOCKED, now, now + dur)
+            if real is not None:
+                self.stall_runners(kind - E.LOCKED, now, now + dur, real)
             if then_sys is not None and not is_reaper:
                 self.stretch_of[who] = (now, now + dur + then_sys / sp, sp)
             yield self.env.timeout(dur)
@@ -249,12 +248,13 @@ class Reference:
             self.totals[E.A_SYS] += dur - user / sp
         return thread, since, sp
 
-    def stall_runners(self, lk: int, t0: float, t_r: float) -> None:
-        """An unmerged hold of ``lk`` from ``t0`` to ``t_r``: each process in an unlocked
-        stretch with merged acquisitions of ``lk`` meets it at its next real one."""
+    def stall_runners(self, lk: int, t0: float, t_r: float, real: float) -> None:
+        """A hold of ``lk`` from ``t0`` to ``t_r`` whose real acquisitions hold ``real`` each:
+        each process in an unlocked stretch with merged acquisitions of ``lk`` no more than
+        ``2 real`` apart meets it at its next real one."""
         for q, gaps in enumerate(self.gaps):
             start, end, speed = self.stretch_of[q]
-            if lk not in gaps or not start < t0 < end:
+            if lk not in gaps or not start < t0 < end or real < 0.5 * gaps[lk]:
                 continue
             n = self.draws[q, lk] = self.draws.get((q, lk), 0) + 1
             x = n * E._PHI
@@ -295,14 +295,14 @@ class Reference:
                 pending = None
                 since = self.env.now
             user = float(users[s]) if users is not None else 0.0
-            fine = self.fine is not None and bool(self.fine[s])
+            real = None if self.real is None else float(self.real[s])
             then_sys = (
                 float(kw["seg_work"][s + 1])
                 if kind >= E.LOCKED and s + 1 < hi and int(kw["seg_kind"][s + 1]) == E.SYS
                 else None
             )
             thread, since, sp = yield from self.run_segment(
-                kind, work, thread, since, p, carry if kind == E.SYS else None, user, fine,
+                kind, work, thread, since, p, carry if kind == E.SYS else None, user, real,
                 then_sys,
             )  # fmt: skip
             carry = sp if kind >= E.LOCKED else None
@@ -353,7 +353,7 @@ class Reference:
                 thread, since, sp = yield from self.run_segment(
                     kind, float(kw["rseg_work"][s]), thread, since, ("r", r),
                     carry if kind == E.SYS else None, 0.0,
-                    self.rfine is not None and bool(self.rfine[s]),
+                    None if self.rreal is None else float(self.rreal[s]),
                 )  # fmt: skip
                 carry = sp if kind >= E.LOCKED else None
             self.times[job, E.T_REAP_END] = self.env.now

@@ -26,11 +26,13 @@ def run(
     reapers: int = 1,
     lock_kinds: np.ndarray = KINDS,
     rw_spin_ns: float = 0.0,
-    fine: list[list[bool]] | None = None,
+    real: list[list[float]] | None = None,
+    long_ns: float = 0.0,
     gaps: list[dict[int, float]] | None = None,
 ) -> E.EngineRun:
-    """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]; fine[p]: which of
-    p's segments stand for merged acquisitions; gaps[p]: lock -> p's spacing of them."""
+    """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]; real[p]: the real
+    hold of each of p's segments (below its work: merged); gaps[p]: lock -> p's spacing of its
+    real acquisitions of that lock."""
     seg_ptr = np.concatenate(([0], np.cumsum([len(p) for p in procs])))
     kinds = np.array([k for p in procs for k, _ in p], np.int16)
     works = np.array([w for p in procs for _, w in p], float)
@@ -43,11 +45,11 @@ def run(
     phase_ptr = np.concatenate(([0], np.cumsum([n for n, _ in phases])))
     sib = np.full(threads, -1) if sibling is None else np.asarray(sibling)
     merged: dict[str, np.ndarray | None] = dict.fromkeys(
-        ("seg_fine", "rseg_fine", "gap_lock", "gap_ns")
+        ("seg_real_ns", "rseg_real_ns", "gap_lock", "gap_ns")
     )
-    if fine is not None:
-        merged["seg_fine"] = np.array([f for row in fine for f in row], bool)
-        merged["rseg_fine"] = np.zeros(rkinds.size, bool)
+    if real is not None:
+        merged["seg_real_ns"] = np.array([h for row in real for h in row], float)
+        merged["rseg_real_ns"] = np.zeros(rkinds.size)
         n_locks = len(lock_kinds)
         merged["gap_lock"] = np.tile(np.arange(n_locks), (len(procs), 1))
         merged["gap_ns"] = np.array(
@@ -72,7 +74,8 @@ def run(
         reapers,
         lock_kinds,
         rw_spin_ns=rw_spin_ns,
-        **merged,
+        long_ns=long_ns,
+        **merged,  # type: ignore[arg-type]
     )
 
 
@@ -292,31 +295,35 @@ def test_rw_spin_budget_is_validated() -> None:
 
 def test_a_merged_runner_meets_a_long_hold_at_its_next_real_acquisition() -> None:
     """B runs 5,000 ns of user time whose KERNEL_LOCK acquisitions are merged (one real one
-    every 300 ns of its work); A holds KERNEL_LOCK unmerged from 100 to 1,100. B's first draw
-    puts its next real acquisition frac(phi) = 0.618... of a spacing after 100: it spins from
-    there to 1,100 and is that much later."""
+    every 300 ns of its work); A holds KERNEL_LOCK for 1,000 ns of real hold from 100 to 1,100.
+    B's first draw puts its next real acquisition frac(phi) = 0.618... of a spacing after 100:
+    it spins from there to 1,100 and is that much later."""
     phi = (5**0.5 - 1) / 2
     hit = 100.0 + phi * 300.0
     procs = [[(E.SYS, 100.0), (KL, 1000.0)], [(E.USER, 5000.0)]]
-    r = run(procs, threads=2, fine=[[False, False], [False]], gaps=[{}, {0: 300.0}])
+    gaps = [{}, {0: 300.0}]
+    r = run(procs, threads=2, real=[[0.0, 1000.0], [0.0]], gaps=gaps)
     assert r.times_ns[1, E.T_EXIT_END] == pytest.approx(5000.0 + 1100.0 - hit, rel=1e-12)
     assert r.totals_ns[E.A_SYS] == pytest.approx(100.0 + 1000.0 + 1100.0 - hit, rel=1e-12)
     assert r.lock_wait_ns[0] == pytest.approx(1100.0 - hit, rel=1e-12)
-    # a hold shorter than the draw's distance is not met; a merged hold (fine) meets nobody
+    # not met: a hold ending before the draw's point; real holds under half B's spacing (the
+    # merged acquisitions meeting each other stand for those)
     short = run([[(E.SYS, 100.0), (KL, 150.0)], [(E.USER, 5000.0)]], threads=2,
-                fine=[[False, False], [False]], gaps=[{}, {0: 300.0}])  # fmt: skip
-    merged = run(procs, threads=2, fine=[[False, True], [False]], gaps=[{}, {0: 300.0}])
+                real=[[0.0, 150.0], [0.0]], gaps=gaps)  # fmt: skip
+    merged = run(procs, threads=2, real=[[0.0, 149.0], [0.0]], gaps=gaps)
     for quiet in (short, merged):
         assert quiet.times_ns[1, E.T_EXIT_END] == 5000.0 and quiet.lock_wait_ns[0] == 0.0
 
 
-def test_an_unmerged_request_goes_ahead_of_merged_waiters() -> None:
-    """A holds lock 0 (merged) from 0 to 1,000; B asks for it with a merged acquisition at 10,
-    C with an unmerged one at 20: C is granted first (1,000-1,100), then B (1,100-1,200)."""
+def test_a_long_request_goes_ahead_of_short_waiters() -> None:
+    """A holds lock 0 from 0 to 1,000; B asks for it at 10 with an acquisition standing for
+    merged ones of 10 ns real hold, C at 20 with one real acquisition of 100 ns. With
+    ``long_ns`` 50, C is granted first (1,000-1,100), then B (1,100-1,200)."""
     procs = [[(KL, 1000.0)], [(E.SYS, 10.0), (KL, 100.0)], [(E.SYS, 20.0), (KL, 100.0)]]
-    r = run(procs, threads=3, fine=[[True], [False, True], [False, False]])
+    real = [[1000.0], [0.0, 10.0], [0.0, 100.0]]
+    r = run(procs, threads=3, real=real, long_ns=50.0)
     assert r.times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1200.0, 1100.0]
     assert r.lock_wait_ns[0] == (1100.0 - 10.0) + (1000.0 - 20.0)
-    # without the flags, FIFO
-    fifo = run(procs, threads=3)
-    assert fifo.times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1100.0, 1200.0]
+    # both long, or no real holds given: FIFO
+    for fifo in (run(procs, threads=3, real=real, long_ns=5.0), run(procs, threads=3)):
+        assert fifo.times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1100.0, 1200.0]

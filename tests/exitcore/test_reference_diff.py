@@ -55,6 +55,7 @@ def random_workload(seed: int) -> dict:
     # per process the locks it runs into between them at a spacing of about a segment
     merged = seed % 5 in (0, 2, 4)
     rseg_kind = np.concatenate(rkinds)
+    rseg_work = np.concatenate(rworks)
     gap_lock = np.tile(np.arange(n_locks, dtype=np.int64), (n_proc, 1))
     gap_ns = np.where(
         rng.uniform(size=(n_proc, n_locks)) < 0.6, rng.exponential(800.0, (n_proc, n_locks)), 0.0
@@ -71,7 +72,7 @@ def random_workload(seed: int) -> dict:
         "exit_first": np.asarray(exit_first, np.int64),
         "rseg_ptr": np.asarray(rptr, np.int64),
         "rseg_kind": rseg_kind,
-        "rseg_work": np.concatenate(rworks),
+        "rseg_work": rseg_work,
         "notify_from_exit": bool(rng.integers(0, 2)),
         "phase_ptr": phase_ptr,
         "phase_slots": rng.integers(1, 6, size=n_phase).astype(np.int64),
@@ -86,12 +87,22 @@ def random_workload(seed: int) -> dict:
         "seg_user_ns": users if seed % 2 == 1 else None,
         # sleeping-lock waiters spin first on two seeds of five (about a mean hold)
         "rw_spin_ns": float(rng.uniform(200.0, 2000.0)) if seed % 5 in (1, 3) else 0.0,
-        "seg_fine": (seg_kind >= E.LOCKED) & (rng.uniform(size=seg_kind.size) < 0.7)
+        # the real hold of each acquisition: its work, or a fraction of it (merged)
+        "seg_real_ns": seg_work
+        * np.where(
+            rng.uniform(size=seg_work.size) < 0.6, rng.uniform(0.01, 1.0, seg_work.size), 1.0
+        )
+        * (seg_kind >= E.LOCKED)
         if merged
         else None,
-        "rseg_fine": (rseg_kind >= E.LOCKED) & (rng.uniform(size=rseg_kind.size) < 0.5)
+        "rseg_real_ns": rseg_work
+        * np.where(
+            rng.uniform(size=rseg_kind.size) < 0.5, rng.uniform(0.01, 1.0, rseg_kind.size), 1.0
+        )
+        * (rseg_kind >= E.LOCKED)
         if merged
         else None,
+        "long_ns": float(rng.uniform(50.0, 500.0)) if merged else 0.0,
         "gap_lock": gap_lock if merged else None,
         "gap_ns": gap_ns if merged else None,
     }
@@ -117,8 +128,9 @@ def run_engine(w: dict) -> E.EngineRun:
         w.get("reaper_rows"),
         w.get("seg_user_ns"),
         w.get("rw_spin_ns", 0.0),
-        w.get("seg_fine"),
-        w.get("rseg_fine"),
+        w.get("seg_real_ns"),
+        w.get("rseg_real_ns"),
+        w.get("long_ns", 0.0),
         w.get("gap_lock"),
         w.get("gap_ns"),
     )
@@ -189,8 +201,9 @@ def test_point_metrics_match_reference(
         "reaper_rows": s.reaper_rows,
         "seg_user_ns": s.seg_user_ns,
         "rw_spin_ns": m.rw_spin_us * 1e3,
-        "seg_fine": s.seg_fine,
-        "rseg_fine": s.rseg_fine,
+        "seg_real_ns": s.seg_real_ns,
+        "rseg_real_ns": s.rseg_real_ns,
+        "long_ns": s.long_ns,
         "gap_lock": s.gap_lock,
         "gap_ns": s.gap_ns,
     }

@@ -49,7 +49,7 @@ def test_user_time_is_cut_at_the_acquisitions_and_pieces_only_place_scheduling_p
         assert user == 1000.0
 
 
-def test_merged_acquisitions_are_flagged_with_the_spacing_of_the_real_ones() -> None:
+def test_merged_acquisitions_keep_their_real_hold_and_spacing() -> None:
     """Lock 0: 10 acquisitions of 10 ns at a 50 ns resolution merge into 2 of 50 ns; lock 1: 2
     of 100 ns stay as they are. The process's body work is 1,000 + 1,000 + 100 + 200 ns, so
     its real acquisitions of lock 0 are 2,300 / 10 = 230 ns of work apart. The exit's 6
@@ -68,15 +68,11 @@ def test_merged_acquisitions_are_flagged_with_the_spacing_of_the_real_ones() -> 
     )
     locked = out.kinds >= LOCKED
     got = [
-        (int(k) - LOCKED, float(w), bool(f))
-        for k, w, f in zip(out.kinds[locked], out.works[locked], out.fine[locked], strict=True)
+        (int(k) - LOCKED, float(w), float(h))
+        for k, w, h in zip(out.kinds[locked], out.works[locked], out.real_ns[locked], strict=True)
     ]
-    assert sorted(got[:4]) == [
-        (0, 50.0, True),
-        (0, 50.0, True),
-        (1, 100.0, False),
-        (1, 100.0, False),
-    ]
-    assert got[4:] == [(1, 30.0, True), (0, 40.0, False)]
-    assert not out.fine[~locked].any()
+    body = [(0, 50.0, 10.0), (0, 50.0, 10.0), (1, 100.0, 100.0), (1, 100.0, 100.0)]
+    assert sorted(got[:4]) == body
+    assert got[4:] == [(1, 30.0, 5.0), (0, 40.0, 40.0)]
+    assert not out.real_ns[~locked].any()
     assert out.gap_ns.tolist() == [[2300.0 / 10, 0.0]]
