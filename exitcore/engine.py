@@ -26,6 +26,31 @@ count (DESIGN.md sections 2 and 9):
   release. A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
   queued at its grant: a contended mutex's cache line bounces between the spinners, so each
   holder's critical section runs slower (DESIGN.md section 9).
+- **Merged acquisitions** (:mod:`exitcore.segments` merges a process's short acquisitions
+  to the mix's resolution, so the loop does not pay an event for each): a locked segment's
+  ``seg_real_ns`` is the hold of one real acquisition of those it stands for, and a process's
+  ``gap_ns`` the work between two of its real acquisitions of a merged lock. Two rules make
+  the merged acquisitions meet what the real ones would (without them, long holds were met
+  g times too rarely and waits behind merged holds were g times too long):
+
+  - a request queues ahead of the merged waiters at the tail of the lock's queue whose real
+    hold is shorter than its own (it would wait for one of their short real holds, not for
+    all of them); among equal real holds the queue is FIFO;
+  - when a hold of lock ``l`` begins (at ``t0``, released at ``t_r``), every process in an
+    unlocked stretch (an unlocked segment, or a lazily released hold and the system segment
+    after it, begun before ``t0`` and ending after it) with merged acquisitions of ``l`` at a
+    spacing of at most twice the hold's real hold meets it at its next real acquisition, a
+    fraction ``frac(n * phi)`` of a spacing after ``t0`` (its ``n``-th draw for that lock). If
+    that comes before ``t_r``, it owes the spin from then to ``t_r``, scaled, for a hold
+    standing for ``c`` real ones, by ``c`` expected spins behind one of them over the expected
+    spin behind the whole; it spins it (system time, the lock's wait) at its stretch's end,
+    keeping its thread, unless the stretch ends before the meeting and its next segment asks
+    for that lock (it waits for the hold there). Of two holds it keeps the one it meets
+    first (a tie: the lower lock id); draws are per lock, so holds beginning at one instant
+    give the same result in any order.
+
+  Unmerged (resolution 0) none of this happens; tests/exitcore/test_simulate.py checks that
+  the shipped resolution gives what 4 us does.
 - **Reapers**: ``n_reapers`` servers sharing one FIFO queue of exited processes (zombies). An
   idle reaper is woken when a job arrives and no awake reaper is left for it; it joins the run
   queue, takes the oldest job once it gets a thread, runs that job's segments, and gives its
@@ -284,11 +309,12 @@ def _dispatch(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, inline="always")
 def _acquire(  # type: ignore[no-untyped-def]
-    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, lk_nlong, fine
-):
-    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO; a request
-    that is not ``fine`` (not merged) goes ahead of every merged one (``lk_nlong[lk]``: the
-    unmerged waiters at the head)."""
+    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, wait_real,
+    wait_merged, real, is_merged,
+):  # fmt: skip
+    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO, ahead of
+    the merged waiters at its tail whose real hold is shorter than ``real`` (module
+    docstring, "Merged acquisitions")."""
     if lk_holder[lk] < 0:
         lk_holder[lk] = e
         lk_grant[lk] = t
@@ -296,32 +322,30 @@ def _acquire(  # type: ignore[no-untyped-def]
         return True
     n = lk_q.shape[1]
     head = lk_head[lk]
-    length = lk_len[lk]
-    if fine:
-        lk_q[lk, _wrap(head + length, n)] = e
-    else:
-        pos = lk_nlong[lk]
-        for j in range(length, pos, -1):
-            lk_q[lk, _wrap(head + j, n)] = lk_q[lk, _wrap(head + j - 1, n)]
-        lk_q[lk, _wrap(head + pos, n)] = e
-        lk_nlong[lk] = pos + 1
-    lk_len[lk] = length + 1
+    pos = lk_len[lk]
+    while pos > 0:
+        w = lk_q[lk, _wrap(head + pos - 1, n)]
+        if not (wait_merged[w] and wait_real[w] < real):
+            break
+        lk_q[lk, _wrap(head + pos, n)] = w
+        pos -= 1
+    lk_q[lk, _wrap(head + pos, n)] = e
+    lk_len[lk] += 1
     wait_since[e] = t
+    wait_real[e] = real
+    wait_merged[e] = is_merged
     return False
 
 
 @njit(cache=True, inline="always")
 def _release(  # type: ignore[no-untyped-def]
-    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since,
-    lk_nlong,
-):  # fmt: skip
+    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since
+):
     """Release lock ``lk`` and hand it to the head waiter; returns that waiter or -1."""
     lk_hold[lk] += t - lk_grant[lk]
     if lk_len[lk] == 0:
         lk_holder[lk] = -1
         return -1
-    if lk_nlong[lk] > 0:
-        lk_nlong[lk] -= 1
     w = lk_q[lk, lk_head[lk]]
     lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
     lk_len[lk] -= 1
@@ -333,19 +357,31 @@ def _release(  # type: ignore[no-untyped-def]
 
 
 _PHI: Final = 0.6180339887498949  # the golden ratio's fraction: a low-discrepancy sequence
+_MERGED: Final = 1.0 - 1e-9  # a segment stands for several acquisitions: real < work x this
+
+
+@njit(cache=True, inline="always")
+def _spin_expected(h, s):  # type: ignore[no-untyped-def]
+    """Expected spin of a runner whose real acquisitions are ``s`` apart, at a random phase,
+    behind one hold of ``h``: it meets it with probability h / s (at most 1) and then waits
+    for the rest."""
+    return h - 0.5 * s if h >= s else 0.5 * h * h / s
 
 
 @njit(cache=True)
 def _stall_runners(  # type: ignore[no-untyped-def]
-    lk, t0, t_r, hold1, ent_of, n_proc, run_start, run_end, pend_len, pend_at, pend_lock, draws,
-    speed, gap_lock, gap_ns,
+    lk, t0, t_r, hold1, count, ent_of, n_proc, run_start, run_end, pend_len, pend_at, pend_lock,
+    draws, speed, gap_lock, gap_ns,
 ):  # fmt: skip
     """A hold of ``lk`` runs from ``t0`` to ``t_r``, its real acquisitions ``hold1`` long each:
     every process in an unlocked stretch whose acquisitions of ``lk`` are merged, at a spacing
     ``gap_ns`` of at most twice ``hold1``, meets it at its next real acquisition, a fraction
     ``frac(n * phi)`` of a spacing away (its n-th draw for that lock), and owes the spin from
-    then to ``t_r`` if that comes first and within the stretch (with shorter holds, the
-    merged acquisitions meeting the merged hold stand for the real ones). Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
+    then to ``t_r`` if that comes first (with shorter holds, the
+    merged acquisitions meeting the merged hold stand for the real ones). A hold standing for
+    ``count`` real ones spread through its holder's work is met as they would be: the spin is
+    scaled by ``count`` expected spins behind one real hold over the expected spin behind
+    the whole. Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
     the outcome does not depend on the order of holds that begin at one instant."""
     for th in range(ent_of.shape[0]):
         q = ent_of[th]
@@ -361,13 +397,18 @@ def _stall_runners(  # type: ignore[no-untyped-def]
         c = draws[q, col] + 1
         draws[q, col] = c
         x = c * _PHI
-        t_hit = t0 + (x - np.floor(x)) * gap_ns[q, col] / speed[q]
-        if t_hit < t_r and t_hit < run_end[q]:
+        gap = gap_ns[q, col] / speed[q]
+        t_hit = t0 + (x - np.floor(x)) * gap
+        if t_hit < t_r:
             if pend_len[q] > 0.0:
                 other = pend_at[q]
                 if other < t_hit or (other == t_hit and pend_lock[q] < lk):
                     continue
-            pend_len[q] = t_r - t_hit
+            stall = t_r - t_hit
+            if count > 1.0 + 1e-9:
+                block = t_r - t0
+                stall *= count * _spin_expected(block / count, gap) / _spin_expected(block, gap)
+            pend_len[q] = stall
             pend_at[q] = t_hit
             pend_lock[q] = lk
 
@@ -394,7 +435,6 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     rw_spin,
     seg_real,
     rseg_real,
-    long_ns,
     gap_lock,
     gap_ns,
 ):
@@ -460,7 +500,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     spin_until = np.zeros(n_ent)  # ... until then
     has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
     n_ev = n_ent + n_locks  # ids from here on are spin timeouts
-    lk_nlong = np.zeros(n_locks, np.int64)  # unmerged waiters at the head of each queue
+    wait_real = np.zeros(n_ent)  # the real hold of each waiter's request
+    wait_merged = np.zeros(n_ent, np.bool_)  # ... and whether it stands for several
     # merged acquisitions (module docstring, "Merged acquisitions"): who is in an unlocked
     # segment from when to when, which lock a process runs into at what spacing, and the
     # stall it has been given
@@ -524,11 +565,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 work = rseg_work[s]
             if kind == BLOCK:
                 if thread_of[e] >= 0:
-                    _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
+                    _release_thread(
+                        e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt
+                    )
                     if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                         _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                            granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
                 _heap_push(hp, st, t + work, e)
                 continue
@@ -537,8 +580,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, e)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                        granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
                 continue
             sb = sibling[th]
@@ -551,13 +594,12 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     lk_hold[lk] += lk_until[lk] - lk_grant[lk]
                     lk_holder[lk] = -1
                     lk_lazy[lk] = False
+                real = 0.0
                 if has_real:
-                    fine = (seg_real[s] if e < n_proc else rseg_real[s]) < long_ns
-                else:
-                    fine = False
+                    real = seg_real[s] if e < n_proc else rseg_real[s]
                 if lk_holder[lk] == e or _acquire(
                     lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since,
-                    lk_nlong, fine,
+                    wait_real, wait_merged, real, real < work * _MERGED,
                 ):  # fmt: skip
                     # e holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[e]
@@ -576,7 +618,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     h1 = (seg_real[rs] if e < n_proc else rseg_real[rs]) if has_real else 0.0
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
+                            lk, t, t_rel, h1, (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1,
+                            ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip
                     if rnk == SYS:
@@ -644,8 +687,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             _release_thread(w, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                 _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                    zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                 )  # fmt: skip
             continue
         last = t
@@ -656,7 +699,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             lk_lazy[lk] = False
             w = _release(
                 lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since, lk_nlong,
+                wait_since,
             )  # fmt: skip
             if lk_kind[lk] == SPIN or spinning[w]:
                 spinning[w] = False
@@ -678,7 +721,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
                 if h1 >= lk_stalls[lk]:
                     _stall_runners(
-                        lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
+                        lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
+                        ent_of, n_proc, run_start, run_end, pend_len,
                         pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                     )  # fmt: skip
                 if rnk == SYS:
@@ -705,18 +749,23 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 _rq_append(rq, st, w)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                        granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
             continue
         if pend_len[e] > 0.0:
-            # e met an unmerged hold between its merged acquisitions: it spins that long first
+            # e met a hold between its merged acquisitions: it spins that long first, unless
+            # its stretch ends before the meeting and it asks for that lock itself next
             stall = pend_len[e]
             pend_len[e] = 0.0
-            acc[A_SYS] += stall
-            lk_wait[pend_lock[e]] += stall
-            _heap_push(hp, st, t + stall, e)
-            continue
+            nx = cur[e] + 1
+            if not (
+                t < pend_at[e] and nx < seg_ptr[e + 1] and seg_kind[nx] == LOCKED + pend_lock[e]
+            ):
+                acc[A_SYS] += stall
+                lk_wait[pend_lock[e]] += stall
+                _heap_push(hp, st, t + stall, e)
+                continue
         is_proc = e < n_proc
         s = cur[e]
         if is_proc:
@@ -741,7 +790,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             lk = kind - LOCKED
             w = _release(
                 lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since, lk_nlong,
+                wait_since,
             )  # fmt: skip
             if w >= 0:
                 if lk_kind[lk] == SPIN or spinning[w]:
@@ -764,7 +813,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, h1, ent_of, n_proc, run_start, run_end, pend_len,
+                            lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
+                            ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip
                     if rnk == SYS:
@@ -791,8 +841,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     _rq_append(rq, st, w)
                     if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                         _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                            zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                            granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
         s += 1
         cur[e] = s
@@ -802,12 +852,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if s < end:
             if kind == USER and st[_RQ_LEN] > 0 and seg_kind[s] != BLOCK:
                 # scheduling point: the thread goes to the head waiter, this process to the tail
-                _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
+                _release_thread(
+                    e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt
+                )
                 _rq_append(rq, st, e)
                 if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                     _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                        zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                        granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                     )  # fmt: skip
             else:
                 nk = seg_kind[s] if is_proc else rseg_kind[s]
@@ -850,8 +902,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                                 _dispatch(
                                     t, st, rq, busy, sibling, has_smt, free_stack, thread_of,
-                                    ent_of, granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo,
-                                    n_proc,
+                                    ent_of, granted_at, zq, job_of, times, cur, rseg_ptr, rrow,
+                                    todo, n_proc,
                                 )  # fmt: skip
                             break
             else:
@@ -875,8 +927,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 awake[r] = False
         if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
             _dispatch(
-                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of, granted_at,
-                zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
             )  # fmt: skip
         if notify >= 0:
             times[notify, T_NOTIFY] = t
@@ -930,7 +982,6 @@ def run(
     rw_spin_ns: float = 0.0,
     seg_real_ns: npt.NDArray[np.float64] | None = None,
     rseg_real_ns: npt.NDArray[np.float64] | None = None,
-    long_ns: float = 0.0,
     gap_lock: npt.NDArray[np.int64] | None = None,
     gap_ns: npt.NDArray[np.float64] | None = None,
 ) -> EngineRun:
@@ -978,8 +1029,6 @@ def run(
         The hold of one real acquisition of each locked segment (its work when it is one;
         less when it stands for several merged ones: module docstring, "Merged acquisitions");
         0 on unlocked segments. Default: every acquisition is real.
-    long_ns : float, optional
-        Acquisitions whose real hold is at least this long queue ahead of shorter ones.
     gap_lock, gap_ns : int64[P, K], float64[P, K], optional
         Per process, the locks whose acquisitions are merged and the work between two of its real
         acquisitions of each (0: not merged); default none.
@@ -1027,8 +1076,6 @@ def run(
         real.shape != seg_kind.shape or rreal.shape != rseg_kind.shape
     ):
         raise ValueError("seg_real_ns, rseg_real_ns: expected one hold per segment, or neither")
-    if not 0.0 <= long_ns < float("inf"):
-        raise ValueError(f"long_ns: expected a finite value >= 0, got {long_ns!r}")
     g_lock = np.zeros((n_proc, 0), np.int64) if gap_lock is None else np.asarray(gap_lock)
     g_ns = np.zeros((n_proc, 0)) if gap_ns is None else np.asarray(gap_ns, np.float64)
     if (
@@ -1069,7 +1116,6 @@ def run(
         float(rw_spin_ns),
         real,
         rreal,
-        float(long_ns),
         np.ascontiguousarray(g_lock, np.int64),
         np.ascontiguousarray(g_ns),
     )

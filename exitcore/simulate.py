@@ -152,10 +152,6 @@ class Segments:
     seg_real_ns: npt.NDArray[np.float64]
     rseg_real_ns: npt.NDArray[np.float64]
     """Per locked segment, the hold of one real acquisition of those it stands for."""
-    long_ns: float
-    """Acquisitions of at least this real hold queue ahead of shorter ones (half the
-    resolution: the shortest a merged acquisition's real holds can be and still be no more
-    than two)."""
     gap_lock: npt.NDArray[np.int64]
     gap_ns: npt.NDArray[np.float64]
     """``[P, K]``: each process's body locks and the work between two of its real
@@ -254,7 +250,7 @@ def build_segments(
     return Segments(
         procs.ptr, procs.kinds, procs.works, procs.users, procs.exit_first, reaper.ptr,
         reaper.kinds, reaper.works, kinds, growth, np.asarray(space_of, np.int64), procs.real_ns,
-        reaper.real_ns, 0.5 * res, body[0], procs.gap_ns,
+        reaper.real_ns, body[0], procs.gap_ns,
     )  # fmt: skip
 
 
@@ -419,7 +415,6 @@ def run_engine(
         machine.rw_spin_us * 1e3,
         segs.seg_real_ns,
         segs.rseg_real_ns,
-        segs.long_ns,
         segs.gap_lock,
         segs.gap_ns,
     )

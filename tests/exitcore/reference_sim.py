@@ -21,6 +21,12 @@ import simpy
 from exitcore import engine as E
 
 
+def spin_expected(h: float, s: float) -> float:
+    """A runner with real acquisitions ``s`` apart, at a random phase, behind one hold ``h``:
+    it meets it with probability min(1, h / s) and waits for the rest of it."""
+    return h - s / 2 if h >= s else h * h / (2 * s)
+
+
 class CpuPool:
     """Hardware threads with one FIFO run queue and the engine's thread-choice rule."""
 
@@ -61,11 +67,13 @@ class CpuPool:
 
 class Waiter:
     """One queued request: who, the grant event, since when, whether it still spins, and
-    whether it stands for several merged acquisitions."""
+    its real hold and whether it stands for several merged acquisitions."""
 
-    def __init__(self, who: Any, ev: simpy.Event, since: float, spinning: bool, fine: bool) -> None:
+    def __init__(
+        self, who: Any, ev: simpy.Event, since: float, spinning: bool, real: float, merged: bool
+    ) -> None:
         self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
-        self.fine = fine
+        self.real, self.merged = real, merged
 
 
 class Lock:
@@ -84,21 +92,19 @@ class Lock:
         self.wait = 0.0
         self.acquisitions = 0
 
-    def request(self, who: Any, fine: bool = False) -> simpy.Event | None:
-        """None when granted now, else an event that fires on the grant. An unmerged request
-        queues behind the unmerged ones only, ahead of every merged one."""
+    def request(self, who: Any, real: float = 0.0, merged: bool = False) -> simpy.Event | None:
+        """None when granted now, else an event that fires on the grant. A request goes ahead
+        of the merged waiters at the tail whose real hold is shorter than its own."""
         if self.holder is None:
             self.holder, self.granted_at = who, self.env.now
             self.acquisitions += 1
             return None
         ev = self.env.event()
         spins = self.kind == E.SPIN or self.spin_ns > 0.0
-        waiter = Waiter(who, ev, self.env.now, spins, fine)
-        if fine:
-            self.waiters.append(waiter)
-        else:
-            ahead = next((i for i, w in enumerate(self.waiters) if w.fine), len(self.waiters))
-            self.waiters.insert(ahead, waiter)
+        at = len(self.waiters)
+        while at > 0 and self.waiters[at - 1].merged and self.waiters[at - 1].real < real:
+            at -= 1
+        self.waiters.insert(at, Waiter(who, ev, self.env.now, spins, real, merged))
         return ev
 
     def release(self) -> None:
@@ -160,7 +166,6 @@ class Reference:
         # locks' spacings, its draws and the stall it owes (length, lock)
         self.real = kw.get("seg_real_ns")
         self.rreal = kw.get("rseg_real_ns")
-        self.long_ns = float(kw.get("long_ns") or 0.0)
         self.gaps: list[dict[int, float]] = [{} for _ in range(n)]
         if kw.get("gap_ns") is not None:
             for q in range(n):
@@ -183,18 +188,20 @@ class Reference:
         user: float = 0.0,
         real: float | None = None,
         then_sys: float | None = None,
+        next_kind: int = -1,
     ) -> Any:
         """Run one segment; returns (thread, since, speed): a sleeper may come back on another
         thread. ``sp`` given: the speed of the locked segment this unlocked one follows.
         ``user``: the part of a system segment's work that is user time. ``real``: the hold of
         one real acquisition of those a locked segment stands for (None: it is one);
-        ``then_sys``: the work of the system segment right after this locked one, if any."""
+        ``then_sys``: the work of the system segment right after this locked one, if any;
+        ``next_kind``: the kind of the segment after this one (-1: none)."""
         is_reaper = not isinstance(who, int)
         follows_lock = sp is not None
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
-            ev = lock.request(who, real is not None and real < self.long_ns)
+            ev = lock.request(who, real or 0.0, real is not None and real < work * E._MERGED)
             stretch = lock.stretch()
             if ev is not None:
                 waiter = lock.waiters[-1]
@@ -220,8 +227,8 @@ class Reference:
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
             dur = work * stretch / sp
             now = self.env.now
-            if real is not None:
-                self.stall_runners(kind - E.LOCKED, now, now + dur, real)
+            if real is not None and real > 0:
+                self.stall_runners(kind - E.LOCKED, now, now + dur, real, work / real)
             if then_sys is not None and not is_reaper:
                 self.stretch_of[who] = (now, now + dur + then_sys / sp, sp)
             yield self.env.timeout(dur)
@@ -233,12 +240,14 @@ class Reference:
             yield self.env.timeout(dur)
             owed = None if is_reaper else self.owed[who]
             if owed is not None:
-                # it met an unmerged hold between its merged acquisitions: it spins that long
+                # it met a hold between its merged acquisitions: it spins that long, unless it
+                # gets to its next segment first and that asks for the lock
                 self.owed[who] = None
-                stall, lk, _ = owed
-                yield self.env.timeout(stall)
-                self.totals[E.A_SYS] += stall
-                self.locks[lk].wait += stall
+                stall, lk, t_hit = owed
+                if not (self.env.now < t_hit and next_kind == E.LOCKED + lk):
+                    yield self.env.timeout(stall)
+                    self.totals[E.A_SYS] += stall
+                    self.locks[lk].wait += stall
         if is_reaper:
             self.totals[E.A_REAPER] += dur
         elif kind == E.USER:
@@ -248,20 +257,26 @@ class Reference:
             self.totals[E.A_SYS] += dur - user / sp
         return thread, since, sp
 
-    def stall_runners(self, lk: int, t0: float, t_r: float, real: float) -> None:
+    def stall_runners(self, lk: int, t0: float, t_r: float, real: float, count: float) -> None:
         """A hold of ``lk`` from ``t0`` to ``t_r`` whose real acquisitions hold ``real`` each:
         each process in an unlocked stretch with merged acquisitions of ``lk`` no more than
-        ``2 real`` apart meets it at its next real one."""
+        ``2 real`` apart meets it at its next real one; a hold standing for ``count`` real ones
+        is met as those would be."""
         for q, gaps in enumerate(self.gaps):
             start, end, speed = self.stretch_of[q]
             if lk not in gaps or not start < t0 < end or real < 0.5 * gaps[lk]:
                 continue
             n = self.draws[q, lk] = self.draws.get((q, lk), 0) + 1
             x = n * E._PHI
-            t_hit = t0 + (x - math.floor(x)) * gaps[lk] / speed
+            gap = gaps[lk] / speed
+            t_hit = t0 + (x - math.floor(x)) * gap
             owed = self.owed[q]
-            if t_hit < t_r and t_hit < end and (owed is None or (t_hit, lk) < (owed[2], owed[1])):
-                self.owed[q] = (t_r - t_hit, lk, t_hit)
+            if t_hit < t_r and (owed is None or (t_hit, lk) < (owed[2], owed[1])):
+                stall = t_r - t_hit
+                if count > 1.0 + 1e-9:
+                    block = t_r - t0
+                    stall *= count * spin_expected(block / count, gap) / spin_expected(block, gap)
+                self.owed[q] = (stall, lk, t_hit)
 
     # -- a process --------------------------------------------------------------------------
     def process(self, p: int) -> Any:
@@ -296,17 +311,13 @@ class Reference:
                 since = self.env.now
             user = float(users[s]) if users is not None else 0.0
             real = None if self.real is None else float(self.real[s])
-            then_sys = (
-                float(kw["seg_work"][s + 1])
-                if kind >= E.LOCKED and s + 1 < hi and int(kw["seg_kind"][s + 1]) == E.SYS
-                else None
-            )
+            nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
+            then_sys = float(kw["seg_work"][s + 1]) if kind >= E.LOCKED and nxt == E.SYS else None
             thread, since, sp = yield from self.run_segment(
                 kind, work, thread, since, p, carry if kind == E.SYS else None, user, real,
-                then_sys,
+                then_sys, nxt,
             )  # fmt: skip
             carry = sp if kind >= E.LOCKED else None
-            nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
             if kind == E.USER and nxt not in (-1, E.BLOCK) and self.cpu.waiters:
                 self.cpu.release(thread, since)
                 thread = -1

@@ -27,7 +27,6 @@ def run(
     lock_kinds: np.ndarray = KINDS,
     rw_spin_ns: float = 0.0,
     real: list[list[float]] | None = None,
-    long_ns: float = 0.0,
     gaps: list[dict[int, float]] | None = None,
 ) -> E.EngineRun:
     """procs[p] = [(kind, work_ns), ...]; phases = [(n_procs, slots), ...]; real[p]: the real
@@ -74,7 +73,6 @@ def run(
         reapers,
         lock_kinds,
         rw_spin_ns=rw_spin_ns,
-        long_ns=long_ns,
         **merged,  # type: ignore[arg-type]
     )
 
@@ -315,15 +313,31 @@ def test_a_merged_runner_meets_a_long_hold_at_its_next_real_acquisition() -> Non
         assert quiet.times_ns[1, E.T_EXIT_END] == 5000.0 and quiet.lock_wait_ns[0] == 0.0
 
 
-def test_a_long_request_goes_ahead_of_short_waiters() -> None:
+def test_a_request_goes_ahead_of_merged_waiters_with_shorter_real_holds() -> None:
     """A holds lock 0 from 0 to 1,000; B asks for it at 10 with an acquisition standing for
-    merged ones of 10 ns real hold, C at 20 with one real acquisition of 100 ns. With
-    ``long_ns`` 50, C is granted first (1,000-1,100), then B (1,100-1,200)."""
+    merged ones of 10 ns real hold each, C at 20 with one real acquisition of 100 ns: C would
+    wait for one of B's short real holds, not for all of them, so it is granted first
+    (1,000-1,100), then B (1,100-1,200)."""
     procs = [[(KL, 1000.0)], [(E.SYS, 10.0), (KL, 100.0)], [(E.SYS, 20.0), (KL, 100.0)]]
-    real = [[1000.0], [0.0, 10.0], [0.0, 100.0]]
-    r = run(procs, threads=3, real=real, long_ns=50.0)
+    r = run(procs, threads=3, real=[[1000.0], [0.0, 10.0], [0.0, 100.0]])
     assert r.times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1200.0, 1100.0]
     assert r.lock_wait_ns[0] == (1100.0 - 10.0) + (1000.0 - 20.0)
-    # both long, or no real holds given: FIFO
-    for fifo in (run(procs, threads=3, real=real, long_ns=5.0), run(procs, threads=3)):
+    # FIFO: B not merged; C's real hold no longer than B's; no real holds given
+    for real in ([[1000.0], [0.0, 100.0], [0.0, 100.0]], [[1000.0], [0.0, 10.0], [0.0, 10.0]]):
+        fifo = run(procs, threads=3, real=real)
         assert fifo.times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1100.0, 1200.0]
+    assert run(procs, threads=3).times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1100.0, 1200.0]
+
+
+def test_a_merged_hold_is_met_as_its_real_holds_would_be() -> None:
+    """A's hold of 1,000 ns stands for 4 real ones of 250 ns; B's real acquisitions are 300
+    ns apart. One real hold of 250 is met with probability 250/300 and then waited for half
+    of it on average: 250^2 / 600 each, 4 x that in all, against 1,000 - 150 for the whole
+    hold as one. B's spin is the drawn one scaled by that ratio."""
+    phi = (5**0.5 - 1) / 2
+    hit = 100.0 + phi * 300.0
+    ratio = 4 * 250.0**2 / 600.0 / (1000.0 - 150.0)
+    procs = [[(E.SYS, 100.0), (KL, 1000.0)], [(E.USER, 5000.0)]]
+    r = run(procs, threads=2, real=[[0.0, 250.0], [0.0]], gaps=[{}, {0: 300.0}])
+    assert r.lock_wait_ns[0] == pytest.approx((1100.0 - hit) * ratio, rel=1e-12)
+    assert r.times_ns[1, E.T_EXIT_END] == pytest.approx(5000.0 + (1100.0 - hit) * ratio)

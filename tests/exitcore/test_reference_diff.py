@@ -102,7 +102,6 @@ def random_workload(seed: int) -> dict:
         * (rseg_kind >= E.LOCKED)
         if merged
         else None,
-        "long_ns": float(rng.uniform(50.0, 500.0)) if merged else 0.0,
         "gap_lock": gap_lock if merged else None,
         "gap_ns": gap_ns if merged else None,
     }
@@ -130,7 +129,6 @@ def run_engine(w: dict) -> E.EngineRun:
         w.get("rw_spin_ns", 0.0),
         w.get("seg_real_ns"),
         w.get("rseg_real_ns"),
-        w.get("long_ns", 0.0),
         w.get("gap_lock"),
         w.get("gap_ns"),
     )
@@ -203,7 +201,6 @@ def test_point_metrics_match_reference(
         "rw_spin_ns": m.rw_spin_us * 1e3,
         "seg_real_ns": s.seg_real_ns,
         "rseg_real_ns": s.rseg_real_ns,
-        "long_ns": s.long_ns,
         "gap_lock": s.gap_lock,
         "gap_ns": s.gap_ns,
     }
