@@ -34,15 +34,27 @@ CALIBRATE = sorted(
 # A listed row must stay outside its tolerance (an improvement updates this table and the README)
 # and must not drift further from the published figure than a third more than its recorded gap.
 KNOWN_GAPS: dict[tuple[str, str], float] = {
-    # The 2024 kernel on the 80-CPU machine: real too short at -j16 and -j32, sys too high at
-    # -j16 and -j64. User time is one figure for every -j in the model (nothing slows a compiler's
-    # user code when more of them run), while the published user grows 5 % from -j16 to -j64;
-    # the -j16 build's sys varies by +-20 % between seeds (free-page lock near saturation).
-    ("kernel_build_altra_j16_2024", "wall_s"): -0.0936,
-    ("kernel_build_altra_j16_2024", "user_s"): 0.0583,
-    ("kernel_build_altra_j16_2024", "sys_s"): 0.0830,
-    ("kernel_build_altra_j32_2024", "wall_s"): -0.0707,
-    ("kernel_build_altra_j64_2024", "sys_s"): 0.0664,
+    # Model 0.6.0 (merged acquisitions meet what the real ones would): the 2024 kernel on the
+    # 80-CPU machine is bound by the free-page lock. Real is its total hold, far below the
+    # published, and sys grows with the job count (every extra job spins) where the published
+    # barely grows from -j32 to -j64; -j64 is chaotic (its sys varies by a factor of ~3 between
+    # seeds). No constant in the fit's ranges gives that shape: the missing piece is what makes
+    # those waiters sleep or bounds the spinners (README "Is the model right?").
+    ("kernel_build_altra_j16_2024", "wall_s"): -0.2267,
+    ("kernel_build_altra_j16_2024", "user_s"): 0.0562,
+    ("kernel_build_altra_j16_2024", "sys_s"): -0.1640,
+    ("kernel_build_altra_j32_2024", "wall_s"): -0.4980,
+    ("kernel_build_altra_j32_2024", "sys_s"): -0.4168,
+    ("kernel_build_altra_j64_2024", "wall_s"): -0.3114,
+    ("kernel_build_altra_j64_2024", "sys_s"): 0.8893,
+    # The joint fit trades the 2025 targets against those misses: the M2's and the Ryzen's
+    # sys come out 6-8 % high, the Ryzen's user 6 % high, target 5's real 1.5 % over target 4's.
+    ("kernel_build_m2_baseline", "sys_s"): 0.0569,
+    ("kernel_build_m2_pmap_deactivate", "wall_s"): 0.0557,
+    ("kernel_build_m2_pmap_deactivate", "sys_s"): 0.0794,
+    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): 0.0152,
+    ("kernel_build_ryzen_baseline", "user_s"): 0.0644,
+    ("kernel_build_ryzen_baseline", "sys_s"): 0.0820,
 }
 """(measurement, figure) -> recorded rel_error (model / published - 1)."""
 
@@ -102,7 +114,7 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
 
 SHIPPED_OBJECTIVE = 0.03219
 """The objective of `python -m sweep.fit fit=contention` evaluated at the shipped constants
-(model 0.5.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
+(model 0.6.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
 
 
 def test_the_shipped_constants_give_the_shipped_fit_objective(
