@@ -185,15 +185,15 @@ ARM64: Final = ArchProfile(
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
     # (estimate) uvm_pmr_getpages/uvm_pmr_freepages of one page: an RB-tree lookup and update of
     # the pmemrange, a few cache misses, more when the lock's line is contended (range 100-2000 ns)
-    fpageq_acq_ns=612.5,  # (estimate, fitted by conf/fit/contention.yaml)
+    fpageq_acq_ns=625.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) each further page of a refill or drain of the per-CPU cache (range 20-300 ns)
-    fpageq_page_ns=272.5,  # (estimate, fitted by conf/fit/contention.yaml)
+    fpageq_page_ns=272.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) km_free of the uarea: an RB-tree removal in kernel_map (range 0.5-5 us)
-    uarea_kmmap_ns=1784.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    uarea_kmmap_ns=1672.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) uvn_detach / uao_detach reference drop under the object's lock (range 0.1-2 us)
-    object_detach_ns=1606.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    object_detach_ns=1046.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) wakeup(parent) under SCHED_LOCK: a run-queue insertion (range 0.2-2 us)
-    wakeup_schedlock_ns=969.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    wakeup_schedlock_ns=846.7,  # (estimate, fitted by conf/fit/contention.yaml)
     # (derived) OpenBSD arm64 USER_SPACE_BITS is 39: a user pmap is L1 (the root, 512 GiB),
     # L2 and L3 tables; there is no table above the 512 GiB level.
     table_levels=3,
@@ -225,15 +225,15 @@ AMD64: Final = ArchProfile(
     notify_ns=2_000.0,  # (estimate) DESIGN.md section 2, under KERNEL_LOCK
     # (estimate) uvm_pmr_getpages/uvm_pmr_freepages of one page: an RB-tree lookup and update of
     # the pmemrange, a few cache misses, more when the lock's line is contended (range 100-2000 ns)
-    fpageq_acq_ns=612.5,  # (estimate, fitted by conf/fit/contention.yaml)
+    fpageq_acq_ns=625.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) each further page of a refill or drain of the per-CPU cache (range 20-300 ns)
-    fpageq_page_ns=272.5,  # (estimate, fitted by conf/fit/contention.yaml)
+    fpageq_page_ns=272.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) km_free of the uarea: an RB-tree removal in kernel_map (range 0.5-5 us)
-    uarea_kmmap_ns=1784.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    uarea_kmmap_ns=1672.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) uvn_detach / uao_detach reference drop under the object's lock (range 0.1-2 us)
-    object_detach_ns=1606.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    object_detach_ns=1046.0,  # (estimate, fitted by conf/fit/contention.yaml)
     # (estimate) wakeup(parent) under SCHED_LOCK: a run-queue insertion (range 0.2-2 us)
-    wakeup_schedlock_ns=969.0,  # (estimate, fitted by conf/fit/contention.yaml)
+    wakeup_schedlock_ns=846.7,  # (estimate, fitted by conf/fit/contention.yaml)
     table_levels=4,  # (derived) 48-bit user VA: PML4, PDPT, PD and PT pages
 )
 """Ryzen and EPYC class: 4-level tables, PV-list scan, IPI shootdowns."""

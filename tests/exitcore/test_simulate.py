@@ -66,10 +66,10 @@ def test_baseline_keeps_memory_until_the_reaper_frees_it() -> None:
     # Where the baseline reaper is the busy server (80-CPU machine, 64 jobs), exited compilers
     # wait for it with their pages; pmap_purge frees them in exit, so memory is held only while
     # exits run. (On 8 cores, with the reaper mostly idle, the two differ by sampling noise.)
-    # The free-page and page-queue locks are made cheap (the low ends of the fit ranges, no
-    # hold growth): this is about where pages are freed, and 64 exits draining pages at once
-    # would otherwise keep them in exit, spinning on those locks.
-    mix = dict(SMALL_BUILD, processes=400, pageq_hold_us=0.1)
+    # KERNEL_LOCK and the free-page and page-queue locks are made cheap (the low ends of the
+    # fit ranges, no hold growth): this is about where pages are freed, and 64 compilers and
+    # exits at once would otherwise spin on those locks, not wait for the reaper.
+    mix = dict(SMALL_BUILD, processes=400, pageq_hold_us=0.1, klock_hold_us=2.0)
     machine = PRESET_MACHINES["arm64_altra80"] | {
         "lock_hold_growth": 0.0,
         "arch_overrides": {
@@ -201,7 +201,7 @@ def test_results_do_not_depend_on_how_work_is_cut_into_pieces(
 
 
 _MERGING_GAP = (
-    "known gap (README 'Resolution'): target 10's wall is 1.4 % longer at 4 us than at 100 us "
+    "known gap (README 'Resolution'): target 10's wall is 1.6 % longer at 4 us than at 100 us "
     "(runners that meet a long hold all go on when it ends, without the queue the real ones "
     "form behind it; the free-page lock is saturated)"
 )
@@ -226,7 +226,7 @@ def test_results_do_not_depend_on_the_lock_resolution(
     """The shipped resolution (100 us) against 4 us, where no kernel_build hold above 4 us is
     merged any more: wall, user and sys within 1 % (the mean of two seeds' paired changes).
     Without the engine's rules for merged acquisitions target 5's sys moved 5 % and target
-    10's wall 23 % (model 0.5.0's constants). Target 10 is a strict xfail at 1.4 % (the day it
+    10's wall 23 % (model 0.5.0's constants). Target 10 is a strict xfail at 1.6 % (the day it
     passes, remove the mark)."""
     build = {**PRESET_MIXES["kernel_build"], "processes": 600, "slots": slots}
     v = {**PRESET_VARIANTS[variant], **kernel}

@@ -35,26 +35,23 @@ CALIBRATE = sorted(
 # and must not drift further from the published figure than a third more than its recorded gap.
 KNOWN_GAPS: dict[tuple[str, str], float] = {
     # Model 0.6.0 (merged acquisitions meet what the real ones would): the 2024 kernel on the
-    # 80-CPU machine is bound by the free-page lock. Real is its total hold, far below the
-    # published, and sys grows with the job count (every extra job spins) where the published
-    # barely grows from -j32 to -j64; -j64 is chaotic (its sys varies by a factor of ~3 between
-    # seeds). No constant in the fit's ranges gives that shape: the missing piece is what makes
-    # those waiters sleep or bounds the spinners (README "Is the model right?").
-    ("kernel_build_altra_j16_2024", "wall_s"): -0.2267,
-    ("kernel_build_altra_j16_2024", "user_s"): 0.0562,
-    ("kernel_build_altra_j16_2024", "sys_s"): -0.1640,
-    ("kernel_build_altra_j32_2024", "wall_s"): -0.4980,
-    ("kernel_build_altra_j32_2024", "sys_s"): -0.4168,
-    ("kernel_build_altra_j64_2024", "wall_s"): -0.3114,
-    ("kernel_build_altra_j64_2024", "sys_s"): 0.8893,
+    # 80-CPU machine is bound by the free-page lock and its real time comes out 18-42 % short;
+    # the published extra jobs of -j32 and -j64 wait without spinning, the model's spin. No
+    # constant in the fit's ranges gives that shape: the missing piece is what makes those
+    # waiters sleep or bounds the spinners (README "Is the model right?"). User time is one
+    # figure for every -j. (-j64's sys is within on average only: its seeds give 1,053-2,431 s.)
+    ("kernel_build_altra_j16_2024", "wall_s"): -0.1771,
+    ("kernel_build_altra_j16_2024", "user_s"): 0.0548,
+    ("kernel_build_altra_j32_2024", "wall_s"): -0.4185,
+    ("kernel_build_altra_j32_2024", "sys_s"): -0.3449,
+    ("kernel_build_altra_j64_2024", "wall_s"): -0.3532,
     # The joint fit trades the 2025 targets against those misses: the M2's and the Ryzen's
-    # sys come out 6-8 % high, the Ryzen's user 6 % high, target 5's real 1.5 % over target 4's.
-    ("kernel_build_m2_baseline", "sys_s"): 0.0569,
-    ("kernel_build_m2_pmap_deactivate", "wall_s"): 0.0557,
-    ("kernel_build_m2_pmap_deactivate", "sys_s"): 0.0794,
-    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): 0.0152,
-    ("kernel_build_ryzen_baseline", "user_s"): 0.0644,
-    ("kernel_build_ryzen_baseline", "sys_s"): 0.0820,
+    # sys come out 7-9 % high, target 5's real 1.5 % over target 4's.
+    ("kernel_build_m2_baseline", "sys_s"): 0.0710,
+    ("kernel_build_m2_pmap_deactivate", "wall_s"): 0.0601,
+    ("kernel_build_m2_pmap_deactivate", "sys_s"): 0.0925,
+    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): 0.0153,
+    ("kernel_build_ryzen_baseline", "sys_s"): 0.0657,
 }
 """(measurement, figure) -> recorded rel_error (model / published - 1)."""
 
@@ -112,7 +109,7 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
     assert sys_ratio["model_mean"] > 1.0 and sys_ratio["within"]
 
 
-SHIPPED_OBJECTIVE = 0.03219
+SHIPPED_OBJECTIVE = 0.7304
 """The objective of `python -m sweep.fit fit=contention` evaluated at the shipped constants
 (model 0.6.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
 
