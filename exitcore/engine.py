@@ -377,8 +377,8 @@ def _stall_runners(  # type: ignore[no-untyped-def]
     every process in an unlocked stretch whose acquisitions of ``lk`` are merged, at a spacing
     ``gap_ns`` of at most twice ``hold1``, meets it at its next real acquisition, a fraction
     ``frac(n * phi)`` of a spacing away (its n-th draw for that lock), and owes the spin from
-    then to ``t_r`` if that comes first (with shorter holds, the
-    merged acquisitions meeting the merged hold stand for the real ones). A hold standing for
+    then to ``t_r`` if that comes first (with shorter holds, the merged acquisitions meeting the
+    merged hold stand for the real ones). A hold standing for
     ``count`` real ones spread through its holder's work is met as they would be: the spin is
     scaled by ``count`` expected spins behind one real hold over the expected spin behind
     the whole. Of two such holds it meets the one it reaches first (at a tie, the lower lock id):
