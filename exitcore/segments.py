@@ -143,14 +143,22 @@ def _layout(  # type: ignore[no-untyped-def]
     x_count = x_cnt.astype(np.float64)
     x_hold = x_hld
     no_real = np.zeros((1, 1))
+    # the work between two real acquisitions of each merged body entry (0: not merged)
+    gap = np.zeros(b_count.shape)
     if write:  # an upper bound of the segment count: gaps at most one per acquisition
         x_tot = x_cnt.sum(axis=1)
         total = 0
         for p in range(n):
+            work = user_ns[p] + sys_ns[p]
+            for k in range(b_count.shape[1]):
+                work += np.rint(b_count[p, k]) * b_hold[p, k]
             a = 0
             for k in range(b_count.shape[1]):
                 c, _ = merged(b_count[p, k], b_hold[p, k], res)
                 a += c
+                raw = np.rint(b_count[p, k])
+                if c < raw:
+                    gap[p, k] = work / raw
             total += 3 + 2 * pieces + 2 * a + 2 * x_tot[space_of[p]]
         kinds = np.empty(total, np.int16)
         works = np.empty(total)
@@ -162,19 +170,8 @@ def _layout(  # type: ignore[no-untyped-def]
     nxt = np.zeros(width, np.int64)
     pos = np.zeros(width)
     rk = np.zeros(width)
-    # the work between two real acquisitions of each merged body entry (0: not merged)
-    gap = np.zeros(b_count.shape)
     i = 0
     for p in range(n):
-        if write and res > 0.0:
-            work = user_ns[p] + sys_ns[p]
-            for k in range(b_count.shape[1]):
-                work += np.rint(b_count[p, k]) * b_hold[p, k]
-            for k in range(b_count.shape[1]):
-                raw = np.rint(b_count[p, k])
-                c, _ = merged(b_count[p, k], b_hold[p, k], res)
-                if c < raw:
-                    gap[p, k] = work / raw
         ptr[p] = i
         if block_ns[p] > 0.0:
             if write:
