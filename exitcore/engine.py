@@ -309,8 +309,8 @@ def _dispatch(  # type: ignore[no-untyped-def]
 
 @njit(cache=True, inline="always")
 def _acquire(  # type: ignore[no-untyped-def]
-    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, wait_real,
-    wait_merged, real, is_merged,
+    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, wait_pass, real,
+    is_merged,
 ):  # fmt: skip
     """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO, ahead of
     the merged waiters at its tail whose real hold is shorter than ``real`` (module
@@ -325,15 +325,14 @@ def _acquire(  # type: ignore[no-untyped-def]
     pos = lk_len[lk]
     while pos > 0:
         w = lk_q[lk, _wrap(head + pos - 1, n)]
-        if not (wait_merged[w] and wait_real[w] < real):
+        if wait_pass[w] >= real:
             break
         lk_q[lk, _wrap(head + pos, n)] = w
         pos -= 1
     lk_q[lk, _wrap(head + pos, n)] = e
     lk_len[lk] += 1
     wait_since[e] = t
-    wait_real[e] = real
-    wait_merged[e] = is_merged
+    wait_pass[e] = real if is_merged else np.inf
     return False
 
 
@@ -500,8 +499,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     spin_until = np.zeros(n_ent)  # ... until then
     has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
     n_ev = n_ent + n_locks  # ids from here on are spin timeouts
-    wait_real = np.zeros(n_ent)  # the real hold of each waiter's request
-    wait_merged = np.zeros(n_ent, np.bool_)  # ... and whether it stands for several
+    # a request with a longer real hold passes a waiter: the waiter's real hold if its request
+    # stands for several acquisitions, else infinity (nobody passes it)
+    wait_pass = np.zeros(n_ent)
     # merged acquisitions (module docstring, "Merged acquisitions"): who is in an unlocked
     # segment from when to when, which lock a process runs into at what spacing, and the
     # stall it has been given
@@ -599,7 +599,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     real = seg_real[s] if e < n_proc else rseg_real[s]
                 if lk_holder[lk] == e or _acquire(
                     lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since,
-                    wait_real, wait_merged, real, real < work * _MERGED,
+                    wait_pass, real, real < work * _MERGED,
                 ):  # fmt: skip
                     # e holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[e]
