@@ -188,31 +188,34 @@ def _heap_push(hp, st, t, e):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _heap_pop(hp, st):  # type: ignore[no-untyped-def]
+    """Remove the first event: ``(t, e)``. Written without an early return for an emptied
+    heap (the last row is then the first, put back where it was): with that branch, numba
+    keeps a reference-count pair on ``hp`` for every call, which cost the event loop a
+    quarter of its time."""
     t0 = hp[0, 0]
-    e0 = int(hp[0, 1]) % st[_ID_SPAN]
+    e0 = int(hp[0, 1]) & (st[_ID_SPAN] - 1)  # the span is a power of two: no division
     n = st[_HEAP_N] - 1
     st[_HEAP_N] = n
-    if n > 0:
-        t = hp[n, 0]
-        k = hp[n, 1]
-        i = 0
-        while True:
-            c = 2 * i + 1
-            if c >= n:
-                break
-            ct = hp[c, 0]
-            if c + 1 < n:
-                dt = hp[c + 1, 0]
-                if dt < ct or (dt == ct and hp[c + 1, 1] < hp[c, 1]):
-                    c += 1
-                    ct = dt
-            if t < ct or (t == ct and k < hp[c, 1]):
-                break
-            hp[i, 0] = ct
-            hp[i, 1] = hp[c, 1]
-            i = c
-        hp[i, 0] = t
-        hp[i, 1] = k
+    t = hp[n, 0]
+    k = hp[n, 1]
+    i = 0
+    while True:
+        c = 2 * i + 1
+        if c >= n:
+            break
+        ct = hp[c, 0]
+        if c + 1 < n:
+            dt = hp[c + 1, 0]
+            if dt < ct or (dt == ct and hp[c + 1, 1] < hp[c, 1]):
+                c += 1
+                ct = dt
+        if t < ct or (t == ct and k < hp[c, 1]):
+            break
+        hp[i, 0] = ct
+        hp[i, 1] = hp[c, 1]
+        i = c
+    hp[i, 0] = t
+    hp[i, 1] = k
     return t0, e0
 
 
@@ -308,32 +311,15 @@ def _dispatch(  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
-def _acquire(  # type: ignore[no-untyped-def]
-    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since, wait_pass, real,
-    is_merged,
-):  # fmt: skip
-    """Ask for lock ``lk``: True if granted now, else ``e`` joins the lock's FIFO, ahead of
-    the merged waiters at its tail whose real hold is shorter than ``real`` (module
-    docstring, "Merged acquisitions")."""
-    if lk_holder[lk] < 0:
-        lk_holder[lk] = e
-        lk_grant[lk] = t
-        lk_acq[lk] += 1
-        return True
-    n = lk_q.shape[1]
-    head = lk_head[lk]
-    pos = lk_len[lk]
-    while pos > 0:
-        w = lk_q[lk, _wrap(head + pos - 1, n)]
-        if wait_pass[w] >= real:
-            break
-        lk_q[lk, _wrap(head + pos, n)] = w
-        pos -= 1
-    lk_q[lk, _wrap(head + pos, n)] = e
-    lk_len[lk] += 1
-    wait_since[e] = t
-    wait_pass[e] = real if is_merged else np.inf
-    return False
+def _acquire(lk, e, t, lk_holder, lk_grant, lk_acq):  # type: ignore[no-untyped-def]
+    """Ask for lock ``lk``: True if it was free and ``e`` holds it now (else the caller
+    queues ``e``)."""
+    if lk_holder[lk] >= 0:
+        return False
+    lk_holder[lk] = e
+    lk_grant[lk] = t
+    lk_acq[lk] += 1
+    return True
 
 
 @njit(cache=True, inline="always")
@@ -365,6 +351,17 @@ def _spin_expected(h, s):  # type: ignore[no-untyped-def]
     behind one hold of ``h``: it meets it with probability h / s (at most 1) and then waits
     for the rest."""
     return h - 0.5 * s if h >= s else 0.5 * h * h / s
+
+
+@njit(cache=True)
+def _any_merged(kinds, works, reals):  # type: ignore[no-untyped-def]
+    """Whether a locked segment stands for several acquisitions (its real hold is shorter)."""
+    if reals.shape[0] == 0:
+        return False
+    for s in range(kinds.shape[0]):
+        if kinds[s] >= LOCKED and reals[s] < works[s] * _MERGED:
+            return True
+    return False
 
 
 @njit(cache=True)
@@ -436,6 +433,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     rseg_real,
     gap_lock,
     gap_ns,
+    passing,
 ):
     n_threads = sibling.shape[0]
     has_user = seg_user.shape[0] > 0  # system segments carry user time
@@ -594,13 +592,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     lk_hold[lk] += lk_until[lk] - lk_grant[lk]
                     lk_holder[lk] = -1
                     lk_lazy[lk] = False
-                real = 0.0
-                if has_real:
-                    real = seg_real[s] if e < n_proc else rseg_real[s]
-                if lk_holder[lk] == e or _acquire(
-                    lk, e, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_acq, wait_since,
-                    wait_pass, real, real < work * _MERGED,
-                ):  # fmt: skip
+                if lk_holder[lk] == e or _acquire(lk, e, t, lk_holder, lk_grant, lk_acq):
                     # e holds lk from t: one event for it and the unlocked work after (lazy release)
                     rs = cur[e]
                     if e < n_proc:
@@ -643,6 +635,26 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     else:
                         _heap_push(hp, st, t_rel, e)
                 else:
+                    # e joins the lock's FIFO, ahead of the merged waiters at its tail whose
+                    # real hold is shorter than its own (module docstring, "Merged
+                    # acquisitions"). Written here, not in a helper: inlined with its array
+                    # arguments, the loop keeps numba from pruning their reference counts,
+                    # which then cost the whole loop about half its time. ``passing`` is
+                    # None when no segment is merged: the FIFO is plain and compiled so.
+                    n_q = lk_q.shape[1]
+                    pos = lk_len[lk]
+                    if passing is not None:
+                        real = seg_real[s] if e < n_proc else rseg_real[s]
+                        while pos > 0:
+                            w = lk_q[lk, _wrap(lk_head[lk] + pos - 1, n_q)]
+                            if wait_pass[w] >= real:
+                                break
+                            lk_q[lk, _wrap(lk_head[lk] + pos, n_q)] = w
+                            pos -= 1
+                        wait_pass[e] = real if real < work * _MERGED else np.inf
+                    lk_q[lk, _wrap(lk_head[lk] + pos, n_q)] = e
+                    lk_len[lk] += 1
+                    wait_since[e] = t
                     if lk_lazy[lk] and not lk_event[lk]:
                         lk_event[lk] = True
                         _heap_push(hp, st, lk_until[lk], n_ent + lk)
@@ -1118,6 +1130,9 @@ def run(
         rreal,
         np.ascontiguousarray(g_lock, np.int64),
         np.ascontiguousarray(g_ns),
+        True
+        if _any_merged(seg_kind, seg_work_ns, real) or _any_merged(rseg_kind, rseg_work_ns, rreal)
+        else None,
     )
     return EngineRun(
         times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,
