@@ -322,25 +322,6 @@ def _acquire(lk, e, t, lk_holder, lk_grant, lk_acq):  # type: ignore[no-untyped-
     return True
 
 
-@njit(cache=True, inline="always")
-def _release(  # type: ignore[no-untyped-def]
-    lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq, wait_since
-):
-    """Release lock ``lk`` and hand it to the head waiter; returns that waiter or -1."""
-    lk_hold[lk] += t - lk_grant[lk]
-    if lk_len[lk] == 0:
-        lk_holder[lk] = -1
-        return -1
-    w = lk_q[lk, lk_head[lk]]
-    lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
-    lk_len[lk] -= 1
-    lk_holder[lk] = w
-    lk_grant[lk] = t
-    lk_acq[lk] += 1
-    lk_wait[lk] += t - wait_since[w]
-    return w
-
-
 _PHI: Final = 0.6180339887498949  # the golden ratio's fraction: a low-discrepancy sequence
 _MERGED: Final = 1.0 - 1e-9  # a segment stands for several acquisitions: real < work x this
 
@@ -704,106 +685,62 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 )  # fmt: skip
             continue
         last = t
+        rel = -1  # the lock this event releases
         if e >= n_ent:
             # a lazily held lock is let go and handed to its head waiter
-            lk = e - n_ent
-            lk_event[lk] = False
-            lk_lazy[lk] = False
-            w = _release(
-                lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since,
-            )  # fmt: skip
-            if lk_kind[lk] == SPIN or spinning[w]:
-                spinning[w] = False
-                acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
-                # w holds lk from t: one event for it and the unlocked work after (lazy release)
-                rs = cur[w]
-                if w < n_proc:
-                    rw = seg_work[rs]
-                    rend = seg_ptr[w + 1]
-                    rnk = seg_kind[rs + 1] if rs + 1 < rend else -1
-                else:
-                    rw = rseg_work[rs]
-                    rend = rseg_ptr[rrow[job_of[w - n_proc]] + 1]
-                    rnk = rseg_kind[rs + 1] if rs + 1 < rend else -1
-                rf = 1.0 + lk_growth[lk] * lk_len[lk]  # cache-line contention: hold grows
-                stretch[w] = rf
-                rw = rw * rf
-                t_rel = t + rw / speed[w]
-                h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
-                if h1 >= lk_stalls[lk]:
-                    _stall_runners(
-                        lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
-                        ent_of, n_proc, run_start, run_end, pend_len,
-                        pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
-                    )  # fmt: skip
-                if rnk == SYS:
-                    acc[A_SYS if w < n_proc else A_REAPER] += rw / speed[w]
-                    lk_lazy[lk] = True
-                    lk_until[lk] = t_rel
-                    if (
-                        lk_len[lk] > 0
-                    ):  # somebody is already waiting (queued while a sleeper held it)
-                        lk_event[lk] = True
-                        _heap_push(hp, st, t_rel, n_ent + lk)
-                    cur[w] = rs + 1
-                    if w < n_proc:
-                        if rs + 1 == exit_first[w]:
-                            times[w, T_EXIT] = t_rel
-                        run_start[w] = t
-                        run_end[w] = t_rel + seg_work[rs + 1] / speed[w]
-                        _heap_push(hp, st, run_end[w], w)
-                    else:
-                        _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
-                else:
-                    _heap_push(hp, st, t_rel, w)
-            else:
-                _rq_append(rq, st, w)
-                if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
-                    _dispatch(
-                        t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
-                        granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                    )  # fmt: skip
-            continue
-        if pend_len[e] > 0.0:
-            # e met a hold between its merged acquisitions: it spins that long first, unless
-            # its stretch ends before the meeting and it asks for that lock itself next
-            stall = pend_len[e]
-            pend_len[e] = 0.0
-            nx = cur[e] + 1
-            if not (
-                t < pend_at[e] and nx < seg_ptr[e + 1] and seg_kind[nx] == LOCKED + pend_lock[e]
-            ):
-                acc[A_SYS] += stall
-                lk_wait[pend_lock[e]] += stall
-                _heap_push(hp, st, t + stall, e)
-                continue
-        is_proc = e < n_proc
-        s = cur[e]
-        if is_proc:
-            kind = seg_kind[s]
-            work = seg_work[s]
+            rel = e - n_ent
+            lk_event[rel] = False
+            lk_lazy[rel] = False
         else:
-            kind = rseg_kind[s]
-            work = rseg_work[s]
-        if kind != BLOCK:
-            dur = work / speed[e] if kind < LOCKED else work * stretch[e] / speed[e]
-            if not is_proc:
-                acc[A_REAPER] += dur
-            elif kind == USER:
-                acc[A_USER] += dur
-            elif kind == SYS and has_user and seg_user[s] > 0.0:
-                u = seg_user[s] / speed[e]
-                acc[A_USER] += u
-                acc[A_SYS] += dur - u
+            if pend_len[e] > 0.0:
+                # e met a hold between its merged acquisitions: it spins that long first, unless
+                # its stretch ends before the meeting and it asks for that lock itself next
+                stall = pend_len[e]
+                pend_len[e] = 0.0
+                nx = cur[e] + 1
+                if not (
+                    t < pend_at[e] and nx < seg_ptr[e + 1] and seg_kind[nx] == LOCKED + pend_lock[e]
+                ):
+                    acc[A_SYS] += stall
+                    lk_wait[pend_lock[e]] += stall
+                    _heap_push(hp, st, t + stall, e)
+                    continue
+            is_proc = e < n_proc
+            s = cur[e]
+            if is_proc:
+                kind = seg_kind[s]
+                work = seg_work[s]
             else:
-                acc[A_SYS] += dur
-        if kind >= LOCKED:
-            lk = kind - LOCKED
-            w = _release(
-                lk, t, lk_holder, lk_head, lk_len, lk_q, lk_grant, lk_hold, lk_wait, lk_acq,
-                wait_since,
-            )  # fmt: skip
+                kind = rseg_kind[s]
+                work = rseg_work[s]
+            if kind != BLOCK:
+                dur = work / speed[e] if kind < LOCKED else work * stretch[e] / speed[e]
+                if not is_proc:
+                    acc[A_REAPER] += dur
+                elif kind == USER:
+                    acc[A_USER] += dur
+                elif kind == SYS and has_user and seg_user[s] > 0.0:
+                    u = seg_user[s] / speed[e]
+                    acc[A_USER] += u
+                    acc[A_SYS] += dur - u
+                else:
+                    acc[A_SYS] += dur
+            if kind >= LOCKED:
+                rel = kind - LOCKED
+        if rel >= 0:
+            # release ``rel`` and hand it to its head waiter (written here, once, not as an
+            # inlined helper: numba then keeps no reference counts of the lock table)
+            lk = rel
+            lk_hold[lk] += t - lk_grant[lk]
+            w = -1
+            if lk_len[lk] > 0:
+                w = lk_q[lk, lk_head[lk]]
+                lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
+                lk_len[lk] -= 1
+                lk_grant[lk] = t
+                lk_acq[lk] += 1
+                lk_wait[lk] += t - wait_since[w]
+            lk_holder[lk] = w
             if w >= 0:
                 if lk_kind[lk] == SPIN or spinning[w]:
                     spinning[w] = False
@@ -856,6 +793,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
                             granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
                         )  # fmt: skip
+        if e >= n_ent:
+            continue
         s += 1
         cur[e] = s
         if is_proc and s == exit_first[e]:
