@@ -244,9 +244,12 @@ def _release_thread(e, t, st, busy, thread_of, ent_of, granted_at, free_stack, a
     thread_of[e] = -1
     ent_of[th] = -1
     acc[A_CPU] += t - granted_at[e]
-    if not has_smt:
-        free_stack[st[_STACK_TOP]] = th
-        st[_STACK_TOP] += 1
+    # the thread goes on the free stack, which only dispatch without SMT pops: with SMT the
+    # top stays at the spare last slot. No branch: with one, numba keeps reference counts of
+    # ``st`` and ``free_stack`` on every call
+    top = st[_STACK_TOP]
+    free_stack[top] = th
+    st[_STACK_TOP] = top + (0 if has_smt else 1)
     st[_FREE] += 1
 
 
@@ -440,7 +443,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     job_of = np.full(n_reapers, -1, np.int64)
     awake = np.zeros(n_reapers, np.bool_)
     busy = np.zeros(n_threads, np.bool_)
-    free_stack = np.empty(n_threads, np.int64)
+    free_stack = np.empty(n_threads + 1, np.int64)  # a spare slot (_release_thread)
     for i in range(n_threads):
         free_stack[i] = n_threads - 1 - i
     st[_STACK_TOP] = n_threads
