@@ -23,7 +23,11 @@ count (DESIGN.md sections 2 and 9):
   OpenBSD rwlock's waiter spins ``RW_SPINS`` times before it sleeps), and granted within it goes
   on as a spinner. A lock is handed to the head waiter on release (FIFO), so
   a granted sleeper holds it while it waits for a thread: a lock's hold time is from grant to
-  release. A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
+  release. A ``SLEEP_ALL`` lock's release also wakes every other sleeper on it (OpenBSD's
+  ``wakeup(rwl)`` before ``wakeup_one``): each joins the run queue, and once it has a thread it
+  re-checks the lock for ``rw_wake_ns`` (system or reaper time; no second spin, the kernel's
+  budget is per ``rw_enter``), then sleeps again, still queued in its place, unless the lock
+  was handed to it meanwhile (then it goes on holding it). A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
   queued at its grant: a contended mutex's cache line bounces between the spinners, so each
   holder's critical section runs slower (DESIGN.md section 9).
 - **Merged acquisitions** (:mod:`exitcore.segments` merges a process's short acquisitions
@@ -81,6 +85,10 @@ processed in (time, insertion order). Within one event the order of effects is f
 - a spin on a sleeping lock times out (an event of its own, queued when the spin began): if the
   waiter still waits, its spin is charged, it releases its thread (it stays queued for the lock)
   and a free thread is dispatched; a waiter granted within its budget ignores it;
+- a release of a ``SLEEP_ALL`` lock: after the hand-over, the other sleepers join the run
+  queue in queue order, then a free thread is dispatched; a woken sleeper's re-check is an event
+  of its own, queued when it begins its segment on its new thread; at its end it goes on at
+  once if it holds the lock, else releases its thread and a free thread is dispatched;
 - notify: the slot starts the next process of its phase, or the phase ends and the next phase
   starts its slots in process order; each start immediately requests a thread (or blocks);
 - dispatch: while a thread is free and the run queue is not empty, the head waiter gets the
@@ -114,7 +122,9 @@ and ``LOCKED + l``: system time holding lock ``l`` (one acquisition)."""
 
 SPIN: Final = 0
 SLEEP: Final = 1
-"""Lock kinds: a spinning waiter keeps its CPU; a sleeping waiter gives it up."""
+SLEEP_ALL: Final = 2
+"""Lock kinds: a spinning waiter keeps its CPU; a sleeping waiter gives it up; ``SLEEP_ALL`` is a
+sleeping lock whose release wakes every sleeper, not only the one it is handed to."""
 
 # Per-process timestamps (columns of EngineRun.times_ns).
 T_START, T_EXIT, T_EXIT_END, T_REAP_START, T_REAP_END, T_NOTIFY = range(6)
@@ -418,6 +428,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     gap_lock,
     gap_ns,
     passing,
+    rw_wake,
 ):
     n_threads = sibling.shape[0]
     has_user = seg_user.shape[0] > 0  # system segments carry user time
@@ -452,9 +463,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     zq = np.empty(max(n_proc, 1), np.int64)
     # events: one per entity, one release per lock, one spin timeout per entity (a timeout left
     # behind by a spin granted in time is re-armed, never doubled)
-    hp = np.empty((2 * n_ent + n_locks + 1, 2))
+    hp = np.empty((3 * n_ent + n_locks + 1, 2))
     span = 1
-    while span <= 2 * n_ent + n_locks:
+    while span <= 3 * n_ent + n_locks:
         span *= 2
     st[_ID_SPAN] = span
     st[_SEQ_MAX] = (1 << 53) // span
@@ -480,7 +491,11 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     spinning = np.zeros(n_ent, np.bool_)  # waits on a sleeping lock, still spinning
     spin_until = np.zeros(n_ent)  # ... until then
     has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
-    n_ev = n_ent + n_locks  # ids from here on are spin timeouts
+    n_ev = n_ent + n_locks  # ids from here on are spin timeouts, then wake-up re-checks
+    # a sleeper woken by a SLEEP_ALL release, in the run queue; then on its thread, re-checking
+    # the lock (event n_ev + n_ent + e)
+    woken = np.zeros(n_ent, np.bool_)
+    rechecking = np.zeros(n_ent, np.bool_)
     # a request with a longer real hold passes a waiter: the waiter's real hold if its request
     # stands for several acquisitions, else infinity (nobody passes it)
     wait_pass = np.zeros(n_ent)
@@ -625,6 +640,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     # arguments, the loop keeps numba from pruning their reference counts,
                     # which then cost the whole loop about half its time. ``passing`` is
                     # None when no segment is merged: the FIFO is plain and compiled so.
+                    if woken[e]:
+                        # a woken sleeper has its thread: it re-checks the lock (still queued),
+                        # and sleeps again unless the lock has been handed to it by then
+                        woken[e] = False
+                        rechecking[e] = True
+                        _heap_push(hp, st, t + rw_wake / sp, n_ev + n_ent + e)
+                        continue
                     n_q = lk_q.shape[1]
                     pos = lk_len[lk]
                     if passing is not None:
@@ -642,7 +664,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     if lk_lazy[lk] and not lk_event[lk]:
                         lk_event[lk] = True
                         _heap_push(hp, st, lk_until[lk], n_ent + lk)
-                    if lk_kind[lk] == SLEEP:
+                    if lk_kind[lk] >= SLEEP:
                         if rw_spin > 0.0:  # it spins first, keeping its thread
                             spinning[e] = True
                             spin_until[e] = t + rw_spin
@@ -667,6 +689,23 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if st[_HEAP_N] == 0:
             break
         t, e = _heap_pop(hp, st)
+        if e >= n_ev + n_ent:
+            # a woken sleeper's re-check ends: it goes on if it holds the lock, else sleeps again
+            w = e - n_ev - n_ent
+            rechecking[w] = False
+            acc[A_SYS if w < n_proc else A_REAPER] += rw_wake / speed[w]
+            last = t
+            kw = seg_kind[cur[w]] if w < n_proc else rseg_kind[cur[w]]
+            if lk_holder[kw - LOCKED] == w:
+                _todo_append(todo, st, w)
+                continue
+            _release_thread(w, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
+            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                _dispatch(
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                )  # fmt: skip
+            continue
         if e >= n_ev:
             # a spin on a sleeping lock times out: the waiter sleeps, still queued
             w = e - n_ev
@@ -789,13 +828,23 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             _heap_push(hp, st, t_rel + rseg_work[rs + 1] / speed[w], w)
                     else:
                         _heap_push(hp, st, t_rel, w)
-                else:
+                elif woken[w]:
+                    woken[w] = False  # already in the run queue
+                elif not rechecking[w]:  # (a re-checking one finds it held at the check's end)
                     _rq_append(rq, st, w)
-                    if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
-                        _dispatch(
-                            t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
-                            granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                        )  # fmt: skip
+            if lk_kind[lk] == SLEEP_ALL:
+                # the release wakes every other sleeper: each joins the run queue to re-check
+                n_q = lk_q.shape[1]
+                for i in range(lk_len[lk]):
+                    v = lk_q[lk, _wrap(lk_head[lk] + i, n_q)]
+                    if not (spinning[v] or woken[v] or rechecking[v]):
+                        woken[v] = True
+                        _rq_append(rq, st, v)
+            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
+                _dispatch(
+                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
+                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
+                )  # fmt: skip
         if e >= n_ent:
             continue
         s += 1
@@ -938,6 +987,7 @@ def run(
     rseg_real_ns: npt.NDArray[np.float64] | None = None,
     gap_lock: npt.NDArray[np.int64] | None = None,
     gap_ns: npt.NDArray[np.float64] | None = None,
+    rw_wake_ns: float = 0.0,
 ) -> EngineRun:
     """Run the machine on one workload.
 
@@ -964,7 +1014,7 @@ def run(
     n_reapers : int
         Reaper threads.
     lock_kinds : int8[L]
-        ``SPIN`` or ``SLEEP`` for each lock id.
+        ``SPIN``, ``SLEEP`` or ``SLEEP_ALL`` for each lock id.
     reaper_rows : int64[P], optional
         Row of ``rseg_ptr`` holding each process's reaper job (processes sharing an address
         space share a job layout); default one row per process.
@@ -986,6 +1036,11 @@ def run(
     gap_lock, gap_ns : int64[P, K], float64[P, K], optional
         Per process, the locks whose acquisitions are merged and the work between two of its real
         acquisitions of each (0: not merged); default none.
+    rw_wake_ns : float, optional
+        A sleeper's trip through its thread when a ``SLEEP_ALL`` release wakes it but hands the
+        lock to another (the switch in, the failed re-check, the switch out): system or reaper
+        time; it then sleeps again, still queued, unless the lock was handed to it meanwhile.
+        Must be > 0 when a lock is ``SLEEP_ALL``.
     """
     n_proc = seg_ptr.shape[0] - 1
     lock_kinds = np.ascontiguousarray(lock_kinds, np.int8)
@@ -1002,8 +1057,12 @@ def run(
         raise ValueError("seg_kind: a process cannot end blocked (it exits on a CPU)")
     if np.any(np.isin(rseg_kind, (USER, BLOCK))):
         raise ValueError("rseg_kind: reaper segments must be sys or locked")
-    if np.any(lock_kinds > SLEEP) or np.any(lock_kinds < SPIN):
-        raise ValueError("lock_kinds: expected SPIN (0) or SLEEP (1) per lock")
+    if np.any(lock_kinds > SLEEP_ALL) or np.any(lock_kinds < SPIN):
+        raise ValueError("lock_kinds: expected SPIN (0), SLEEP (1) or SLEEP_ALL (2) per lock")
+    if not 0.0 <= rw_wake_ns < float("inf"):
+        raise ValueError(f"rw_wake_ns: expected a finite value >= 0, got {rw_wake_ns!r}")
+    if np.any(lock_kinds == SLEEP_ALL) and rw_wake_ns <= 0.0:
+        raise ValueError("rw_wake_ns: a SLEEP_ALL lock needs a re-check time > 0")
     rows = np.arange(n_proc) if reaper_rows is None else np.ascontiguousarray(reaper_rows, np.int64)
     if rows.shape != (n_proc,) or (
         n_proc and (rows.min() < 0 or rows.max() >= rseg_ptr.shape[0] - 1)
@@ -1075,6 +1134,7 @@ def run(
         True
         if _any_merged(seg_kind, seg_work_ns, real) or _any_merged(rseg_kind, rseg_work_ns, rreal)
         else None,
+        float(rw_wake_ns),
     )
     return EngineRun(
         times_ns=times, totals_ns=totals, lock_hold_ns=hold, lock_wait_ns=wait,

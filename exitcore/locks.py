@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from exitcore.engine import SLEEP, SPIN
+from exitcore.engine import SLEEP, SLEEP_ALL, SPIN
 
 LOCKS: Final[tuple[str, ...]] = ("klock", "schedlock", "fpageq", "pageq", "kmmap", "vnode")
 """Built-in locks in engine-id order (``vnode`` is the first lock of the pool)."""
@@ -50,12 +50,16 @@ LOCK_KINDS: Final[dict[str, int]] = {
 KLOCK, SCHEDLOCK, FPAGEQ, PAGEQ, KMMAP, VNODE = range(6)
 
 
-def lock_kinds(vnode_pool: int) -> npt.NDArray[np.int8]:
-    """int8[6 + vnode_pool - 1]: the kind of every engine lock id."""
+def lock_kinds(vnode_pool: int, wake_all: bool = False) -> npt.NDArray[np.int8]:
+    """int8[6 + vnode_pool - 1]: the kind of every engine lock id; ``wake_all``: the sleeping
+    locks (rwlocks) are ``SLEEP_ALL``, a release wakes every sleeper (variant ``rw_wakeup``)."""
     if vnode_pool < 1:
         raise ValueError(f"vnode_pool: expected >= 1, got {vnode_pool}")
     kinds = [LOCK_KINDS[name] for name in LOCKS] + [LOCK_KINDS["vnode"]] * (vnode_pool - 1)
-    return np.asarray(kinds, np.int8)
+    out = np.asarray(kinds, np.int8)
+    if wake_all:
+        out[out == SLEEP] = SLEEP_ALL
+    return out
 
 
 def merge(

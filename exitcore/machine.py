@@ -26,6 +26,11 @@ the mixes are written for (the Apple M2 of calibration targets 4 and 5):
   (kern_rwlock.c since 1.39 of 2019-05-11). The spinning is system time; granted within it, the
   waiter goes on without sleeping. The model's lock sections do not nest, so every sleeping-lock
   waiter spins first.
+- ``rw_wake_us``: what a sleeper woken by a wake-all rwlock release (variant ``rw_wakeup:
+  all``) costs when the lock went to another: it is made runnable, switched to, fails its
+  re-check of the lock word (its spin budget is spent: ``rw_enter`` of kern_rwlock.c 1.50 counts
+  ``RW_SPINS`` once per call), sets up its sleep and switches away. System time on a CPU of its
+  own; > 0 and finite.
 
 Hardware-thread numbering follows the common convention: thread ``i`` and ``i + physical_cores``
 are siblings. A point simulates ``cores`` threads ``0..cores-1``; threads beyond the machine's
@@ -71,6 +76,8 @@ class MachineProfile:
         Fractional growth of a spin lock's hold per queued waiter, >= 0.
     rw_spin_us : float
         Microseconds a sleeping lock's waiter spins before it sleeps, >= 0 and finite.
+    rw_wake_us : float
+        Microseconds a woken sleeper spends on its CPU re-checking a lock it did not get, > 0.
     arch_overrides : Mapping[str, float]
         Constants merged onto the base architecture profile.
     """
@@ -86,6 +93,7 @@ class MachineProfile:
     io_op_s: float = 0.0
     lock_hold_growth: float = 0.0
     rw_spin_us: float = 0.0
+    rw_wake_us: float = 5.0
     arch_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -110,6 +118,8 @@ class MachineProfile:
             value = getattr(self, name)
             if not 0.0 <= value < float("inf"):
                 raise ValueError(f"{name}: expected a finite value >= 0, got {value!r}")
+        if not 0.0 < self.rw_wake_us < float("inf"):
+            raise ValueError(f"rw_wake_us: expected a finite value > 0, got {self.rw_wake_us!r}")
         object.__setattr__(self, "arch_overrides", MappingProxyType(dict(self.arch_overrides)))
         self.arch_profile()  # unknown override names fail here, naming the field
 

@@ -245,7 +245,7 @@ def build_segments(
         final_ns=reaper_final,
         resolution_ns=res,
     )
-    kinds = lock_kinds(workload.vnode_pool)
+    kinds = lock_kinds(workload.vnode_pool, wake_all=variant.rw_wakeup == "all")
     growth = np.where(kinds == engine.SPIN, machine.lock_hold_growth, 0.0)
     return Segments(
         procs.ptr, procs.kinds, procs.works, procs.users, procs.exit_first, reaper.ptr,
@@ -417,6 +417,7 @@ def run_engine(
         segs.rseg_real_ns,
         segs.gap_lock,
         segs.gap_ns,
+        machine.rw_wake_us * 1e3,
     )
 
 

@@ -17,6 +17,7 @@ Mapping shape::
     locks: {X1: [vnode], X6: [fpageq, pageq], X8: [kmmap, schedlock], ...}
     percpu_page_cache: 16          # pages per CPU in front of the free-page lock (0: none)
     amap_free: per_page | list     # how X6 hands an amap's pages to the free-page lock
+    rw_wakeup: one | all           # whom an rwlock's release wakes: the next waiter, or all
 
 ``locks`` says which locks an op takes where it runs (its acquisition unit is the op's:
 :func:`exitcore.teardown.teardown_costs`); absent, :data:`DEFAULT_LOCKS`. Locks of an op run in
@@ -42,6 +43,7 @@ NOTIFY_CONTEXTS: Final[tuple[str, ...]] = ("exit", "reaper")
 TLB_FLUSHES: Final[tuple[str, ...]] = ("per_page", "asid")
 WALKS: Final[tuple[str, ...]] = ("per_virtual_page", "full_user_va", "sparse")
 AMAP_FREES: Final[tuple[str, ...]] = ("per_page", "list")
+RW_WAKEUPS: Final[tuple[str, ...]] = ("one", "all")
 _KEYS: Final[tuple[str, ...]] = (
     "name",
     "description",
@@ -53,6 +55,7 @@ _KEYS: Final[tuple[str, ...]] = (
     "locks",
     "percpu_page_cache",
     "amap_free",
+    "rw_wakeup",
 )
 
 DEFAULT_LOCKS: Final[dict[str, tuple[str, ...]]] = {
@@ -101,6 +104,12 @@ class Variant:
         amap's pages on a list and frees them with one ``uvm_pmr_freepageq``, one acquisition of
         the free-page lock per amap (uvm_amap.c 1.82 of 2020-01-04 to 1.93, so the kernel of
         targets 9-11); the per-CPU cache does not apply to it.
+    rw_wakeup : str
+        Whom an rwlock's release wakes (the ``kmmap`` and ``vnode`` locks). ``"all"``:
+        ``rw_do_exit`` calls ``wakeup(rwl)`` and every sleeper takes a CPU to re-check the lock,
+        all but one to sleep again (kern_rwlock.c up to 1.50 of 2023-07-14 and 1.52 of
+        2024-12-03). ``"one"``: ``wakeup_one`` (1.51 of 2024-11-27, then 1.53 of 2025-01-04 and
+        later).
     """
 
     name: str
@@ -113,6 +122,7 @@ class Variant:
     op_locks: tuple[tuple[str, ...], ...] = tuple(DEFAULT_LOCKS.get(op, ()) for op in OPS)
     percpu_page_cache: int = 16
     amap_free: str = "per_page"
+    rw_wakeup: str = "one"
 
     def __post_init__(self) -> None:
         if len(self.op_contexts) != len(OPS):
@@ -125,6 +135,7 @@ class Variant:
         _check_choice("tlb_flush", self.tlb_flush, TLB_FLUSHES)
         _check_choice("walk", self.walk, WALKS)
         _check_choice("amap_free", self.amap_free, AMAP_FREES)
+        _check_choice("rw_wakeup", self.rw_wakeup, RW_WAKEUPS)
         # The flags win over the op table: a whole-ASID flush leaves no per-page flush to do,
         # a sparse walk no range walk. Normalizing here keeps `op_contexts` the single truth,
         # so a study-wide `tlb_flush: asid` or `walk: sparse` override works on any variant.
@@ -209,6 +220,7 @@ class Variant:
             op_locks=op_locks,
             percpu_page_cache=pc,
             amap_free=d.get("amap_free", "per_page"),
+            rw_wakeup=d.get("rw_wakeup", "one"),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -231,6 +243,7 @@ class Variant:
             },
             "percpu_page_cache": self.percpu_page_cache,
             "amap_free": self.amap_free,
+            "rw_wakeup": self.rw_wakeup,
         }
 
 

@@ -67,13 +67,17 @@ class CpuPool:
 
 class Waiter:
     """One queued request: who, the grant event, since when, whether it still spins, and
-    its real hold and whether it stands for several merged acquisitions."""
+    its real hold and whether it stands for several merged acquisitions. A sleeper woken by
+    a wake-all release has asked for a thread (``cpu_req``) and re-checks (``rechecking``): its
+    ``ev`` fires with ``("wake",)`` and is replaced by a fresh one."""
 
     def __init__(
         self, who: Any, ev: simpy.Event, since: float, spinning: bool, real: float, merged: bool
     ) -> None:
         self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
         self.real, self.merged = real, merged
+        self.cpu_req: simpy.Event | None = None  # set while woken, until it has a thread
+        self.rechecking = False
 
 
 class Lock:
@@ -84,7 +88,7 @@ class Lock:
         self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float, spin_ns: float
     ) -> None:
         self.env, self.kind, self.cpu, self.growth = env, kind, cpu, growth
-        self.spin_ns = spin_ns if kind == E.SLEEP else 0.0
+        self.spin_ns = spin_ns if kind != E.SPIN else 0.0
         self.holder: Any = None
         self.waiters: deque[Waiter] = deque()
         self.granted_at = 0.0
@@ -92,9 +96,10 @@ class Lock:
         self.wait = 0.0
         self.acquisitions = 0
 
-    def request(self, who: Any, real: float = 0.0, merged: bool = False) -> simpy.Event | None:
-        """None when granted now, else an event that fires on the grant. A request goes ahead
-        of the merged waiters at the tail whose real hold is shorter than its own."""
+    def request(self, who: Any, real: float = 0.0, merged: bool = False) -> Waiter | None:
+        """None when granted now, else the queued request (its ``ev`` fires on the grant). A
+        request goes ahead of the merged waiters at the tail whose real hold is shorter than
+        its own."""
         if self.holder is None:
             self.holder, self.granted_at = who, self.env.now
             self.acquisitions += 1
@@ -104,8 +109,9 @@ class Lock:
         at = len(self.waiters)
         while at > 0 and self.waiters[at - 1].merged and self.waiters[at - 1].real < real:
             at -= 1
-        self.waiters.insert(at, Waiter(who, ev, self.env.now, spins, real, merged))
-        return ev
+        waiter = Waiter(who, ev, self.env.now, spins, real, merged)
+        self.waiters.insert(at, waiter)
+        return waiter
 
     def release(self) -> None:
         now = self.env.now
@@ -116,12 +122,22 @@ class Lock:
             self.holder, self.granted_at = w.who, now
             self.acquisitions += 1
             self.wait += now - w.since
-            # a granted sleeper asks for a thread now, before the releaser goes on; a granted
-            # spinner's hold grows with the spinners still queued behind it
+            # a granted sleeper asks for a thread now, before the releaser goes on (unless a
+            # wake-up already did, or it is on its thread re-checking); a granted spinner's hold
+            # grows with the spinners still queued behind it
             if w.spinning:
                 w.ev.succeed((w.since, None, self.stretch()))
+            elif w.cpu_req is not None or w.rechecking:
+                w.ev.succeed((w.since, w.cpu_req, None))
             else:
                 w.ev.succeed((w.since, self.cpu.request(("woken", w.who)), None))
+        if self.kind == E.SLEEP_ALL:
+            # wakeup(rwl): every other sleeper asks for a thread, in queue order
+            for v in self.waiters:
+                if not (v.spinning or v.rechecking or v.cpu_req is not None):
+                    v.cpu_req = self.cpu.request(("woken", v.who))
+                    old, v.ev = v.ev, self.env.event()
+                    old.succeed(("wake",))
 
     def stretch(self) -> float:
         return 1.0 + self.growth * len(self.waiters)
@@ -135,6 +151,7 @@ class Reference:
         growth = kw.get("lock_growth")
         growth = np.zeros(len(kw["lock_kinds"])) if growth is None else growth
         spin_ns = float(kw.get("rw_spin_ns") or 0.0)
+        self.rw_wake_ns = float(kw.get("rw_wake_ns") or 0.0)
         self.locks = [
             Lock(self.env, int(k), self.cpu, float(g), spin_ns)
             for k, g in zip(kw["lock_kinds"], growth, strict=True)
@@ -201,11 +218,11 @@ class Reference:
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
-            ev = lock.request(who, real or 0.0, real is not None and real < work * E._MERGED)
+            waiter = lock.request(who, real or 0.0, real is not None and real < work * E._MERGED)
             stretch = lock.stretch()
-            if ev is not None:
-                waiter = lock.waiters[-1]
-                if waiter.spinning and lock.kind == E.SLEEP:
+            if waiter is not None:
+                ev = waiter.ev
+                if waiter.spinning and lock.kind != E.SPIN:
                     # spin for the budget; the lock may come first
                     yield ev | self.env.timeout(lock.spin_ns)
                     spun = self.env.now - waiter.since
@@ -215,10 +232,7 @@ class Reference:
                     else:
                         waiter.spinning = False  # it sleeps from now
                 if not waiter.spinning:
-                    self.cpu.release(thread, since)
-                    _, cpu_ev, _ = yield ev
-                    thread = yield cpu_ev
-                    since = self.env.now
+                    thread, since = yield from self.sleep_on(waiter, thread, since, is_reaper)
                     sp = self.cpu.speed(thread)
                     stretch = lock.stretch()
                 elif lock.kind == E.SPIN:
@@ -256,6 +270,31 @@ class Reference:
             self.totals[E.A_USER] += user / sp
             self.totals[E.A_SYS] += dur - user / sp
         return thread, since, sp
+
+    def sleep_on(self, waiter: Waiter, thread: int, since: float, is_reaper: bool) -> Any:
+        """A queued waiter gives its thread up and sleeps until it is granted the lock and
+        has a thread again; each wake-all release that does not hand it the lock costs it a
+        re-check on a thread of its own. Returns (thread, since)."""
+        self.cpu.release(thread, since)
+        while True:
+            got = yield waiter.ev
+            if got[0] != "wake":  # granted while asleep
+                thread = yield got[1]
+                return thread, self.env.now
+            assert waiter.cpu_req is not None
+            thread = yield waiter.cpu_req
+            waiter.cpu_req = None
+            since = self.env.now
+            if waiter.ev.triggered:  # granted while it waited for the thread
+                return thread, since
+            waiter.rechecking = True
+            check = self.rw_wake_ns / self.cpu.speed(thread)
+            yield self.env.timeout(check)
+            waiter.rechecking = False
+            self.totals[E.A_REAPER if is_reaper else E.A_SYS] += check
+            if waiter.ev.triggered:
+                return thread, since
+            self.cpu.release(thread, since)
 
     def stall_runners(self, lk: int, t0: float, t_r: float, real: float, count: float) -> None:
         """A hold of ``lk`` from ``t0`` to ``t_r`` whose real acquisitions hold ``real`` each:

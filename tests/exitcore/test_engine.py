@@ -26,6 +26,7 @@ def run(
     reapers: int = 1,
     lock_kinds: np.ndarray = KINDS,
     rw_spin_ns: float = 0.0,
+    rw_wake_ns: float = 0.0,
     real: list[list[float]] | None = None,
     gaps: list[dict[int, float]] | None = None,
 ) -> E.EngineRun:
@@ -73,6 +74,7 @@ def run(
         reapers,
         lock_kinds,
         rw_spin_ns=rw_spin_ns,
+        rw_wake_ns=rw_wake_ns,
         **merged,  # type: ignore[arg-type]
     )
 
@@ -232,7 +234,7 @@ def test_two_reapers_serve_in_parallel() -> None:
         ({"seg_kind": np.array([E.BLOCK], np.int16)}, "seg_kind"),
         ({"rseg_kind": np.array([E.USER], np.int16)}, "rseg_kind"),
         ({"seg_kind": np.array([E.locked(3)], np.int16)}, "seg_kind"),
-        ({"lock_kinds": np.array([2, 0, 0], np.int8)}, "lock_kinds"),
+        ({"lock_kinds": np.array([3, 0, 0], np.int8)}, "lock_kinds"),
         ({"seg_ptr": np.array([0, 0, 1])}, "seg_ptr"),
     ],
 )
@@ -284,6 +286,42 @@ def test_a_sleeping_lock_waiter_spins_its_budget_first(
     assert r.lock_wait_ns[2] == pytest.approx(900.0)
     assert r.times_ns[1, E.T_EXIT_END] == pytest.approx(1050.0)
     assert r.totals_ns[E.A_HORIZON] == pytest.approx(1050.0)  # a timeout left behind is no event
+
+
+@pytest.mark.parametrize(
+    ("kind", "check", "sys_c", "cpu_c", "end_c", "hold"),
+    [
+        (E.SLEEP, 30.0, 250.0, 250.0, 1100.0, 1100.0),  # wake-one: C sleeps until it is granted
+        (E.SLEEP_ALL, 30.0, 280.0, 280.0, 1100.0, 1100.0),  # woken at 1000, re-checks, sleeps
+        (E.SLEEP_ALL, 80.0, 330.0, 330.0, 1130.0, 1130.0),  # handed the lock while re-checking
+    ],
+)
+def test_a_wake_all_release_makes_every_sleeper_recheck(
+    kind: int, check: float, sys_c: float, cpu_c: float, end_c: float, hold: float
+) -> None:
+    # A holds the sleeping lock from 0 to 1000; B asks at 100 and C at 200, and both sleep.
+    # At 1000 the lock goes to B (the head) for 50 ns. A wake-all release also wakes C: it
+    # takes a free thread at 1000 and spends ``check`` ns re-checking (system time). With 30 ns
+    # it finds the lock held and sleeps again until B hands it over at 1050; with 80 ns, B's
+    # release at 1050 hands it to C during the check, and C holds it from 1050 (a hold of 80 ns
+    # to 1130: the check's rest and its own 50 ns).
+    a = [(SL, 1000.0), (E.SYS, 10.0)]
+    b = [(E.SYS, 100.0), (SL, 50.0)]
+    c = [(E.SYS, 200.0), (SL, 50.0)]
+    kinds = np.array([E.SPIN, E.SPIN, kind], np.int8)
+    r = run([a, b, c], threads=3, notify_from_exit=True, lock_kinds=kinds, rw_wake_ns=check)
+    assert r.totals_ns[E.A_SYS] == pytest.approx(1010.0 + 150.0 + sys_c)
+    assert r.totals_ns[E.A_CPU] == pytest.approx(1010.0 + 150.0 + cpu_c)
+    assert r.lock_wait_ns[2] == pytest.approx(900.0 + 850.0)
+    assert r.lock_hold_ns[2] == pytest.approx(hold)
+    assert r.times_ns[2, E.T_EXIT_END] == pytest.approx(end_c)
+    assert r.lock_acquisitions[2] == 3
+
+
+def test_a_wake_all_lock_needs_a_recheck_time() -> None:
+    kinds = np.array([E.SPIN, E.SPIN, E.SLEEP_ALL], np.int8)
+    with pytest.raises(ValueError, match="rw_wake_ns"):
+        run([[(SL, 1.0)]], lock_kinds=kinds)
 
 
 def test_rw_spin_budget_is_validated() -> None:

@@ -16,7 +16,8 @@ from exitcore.variant import VARIANTS
 
 def random_workload(seed: int) -> dict:
     """Random segments with continuous durations (no exact ties between independent events):
-    two to five locks of both kinds, SMT on half the seeds, one or two reapers."""
+    two to five locks of every kind (wake-all sleeping locks on half the seeds), SMT on half
+    the seeds, one or two reapers."""
     rng = np.random.default_rng(seed)
     n_locks = int(rng.integers(2, 6))
     lock_kinds = rng.integers(0, 2, size=n_locks).astype(np.int8)
@@ -63,7 +64,7 @@ def random_workload(seed: int) -> dict:
     n_phase = int(rng.integers(1, 4))
     cuts = np.sort(rng.choice(np.arange(1, n_proc), size=n_phase - 1, replace=False))
     phase_ptr = np.concatenate(([0], cuts, [n_proc])).astype(np.int64)
-    return {
+    w = {
         "sibling": sibling,
         "smt_speed": float(rng.uniform(0.5, 1.0)),
         "seg_ptr": np.asarray(ptr, np.int64),
@@ -105,6 +106,16 @@ def random_workload(seed: int) -> dict:
         "gap_lock": gap_lock if merged else None,
         "gap_ns": gap_ns if merged else None,
     }
+    if seed % 4 in (1, 2):
+        # wake-all releases: lock 1 on one seed of four, other sleeping locks at random (drawn
+        # last, so the draws above do not depend on it)
+        kinds = lock_kinds.copy()
+        all_ = (kinds == E.SLEEP) & (rng.uniform(size=n_locks) < 0.5)
+        all_[1] = seed % 4 == 1
+        kinds[all_] = E.SLEEP_ALL
+        w["lock_kinds"] = kinds
+        w["rw_wake_ns"] = float(rng.uniform(100.0, 1500.0))
+    return w
 
 
 def run_engine(w: dict) -> E.EngineRun:
@@ -131,6 +142,7 @@ def run_engine(w: dict) -> E.EngineRun:
         w.get("rseg_real_ns"),
         w.get("gap_lock"),
         w.get("gap_ns"),
+        w.get("rw_wake_ns", 0.0),
     )
 
 
@@ -146,14 +158,20 @@ def test_engine_matches_reference(seed: int) -> None:
 
 
 def test_random_workloads_exercise_sleeping_and_spinning_waits() -> None:
-    """The differential test is only as good as its inputs: both kinds of lock are contended."""
-    spin_wait = sleep_wait = 0.0
+    """The differential test is only as good as its inputs: every kind of lock is contended,
+    and wake-all releases cost re-checks (the system time they add over wake-one)."""
+    waits = dict.fromkeys((E.SPIN, E.SLEEP, E.SLEEP_ALL), 0.0)
+    rechecked = 0
     for seed in range(80):
         w = random_workload(seed)
         run = run_engine(w)
-        spin_wait += run.lock_wait_ns[w["lock_kinds"] == E.SPIN].sum()
-        sleep_wait += run.lock_wait_ns[w["lock_kinds"] == E.SLEEP].sum()
-    assert spin_wait > 0 and sleep_wait > 0
+        for kind in waits:
+            waits[kind] += run.lock_wait_ns[w["lock_kinds"] == kind].sum()
+        if (w["lock_kinds"] == E.SLEEP_ALL).any():
+            one = run_engine({**w, "lock_kinds": np.minimum(w["lock_kinds"], E.SLEEP)})
+            rechecked += run.totals_ns[E.A_SYS] != one.totals_ns[E.A_SYS]
+    assert all(v > 0 for v in waits.values()), waits
+    assert rechecked >= 5
 
 
 @pytest.mark.parametrize(
@@ -199,6 +217,7 @@ def test_point_metrics_match_reference(
         "reaper_rows": s.reaper_rows,
         "seg_user_ns": s.seg_user_ns,
         "rw_spin_ns": m.rw_spin_us * 1e3,
+        "rw_wake_ns": m.rw_wake_us * 1e3,
         "seg_real_ns": s.seg_real_ns,
         "rseg_real_ns": s.rseg_real_ns,
         "gap_lock": s.gap_lock,
