@@ -27,9 +27,13 @@ count (DESIGN.md sections 2 and 9):
   ``wakeup(rwl)`` before ``wakeup_one``): each joins the run queue, and once it has a thread it
   re-checks the lock for ``rw_wake_ns`` (system or reaper time; no second spin, the kernel's
   budget is per ``rw_enter``), then sleeps again, still queued in its place, unless the lock
-  was handed to it meanwhile (then it goes on holding it). A lock's ``lock_growth`` stretches an acquisition's hold by that fraction per waiter
-  queued at its grant: a contended mutex's cache line bounces between the spinners, so each
-  holder's critical section runs slower (DESIGN.md section 9).
+  was handed to it meanwhile (then it goes on holding it). The release of a hold that stands
+  for ``c`` merged real acquisitions stands for ``c`` wake-ups: the re-check lasts
+  ``c * rw_wake_ns`` (a sleeper on its thread is not woken again, so a busy lock's sleepers
+  re-check back to back, as the real ones would). A lock's ``lock_growth`` stretches an
+  acquisition's hold by that fraction per waiter queued at its grant: a contended mutex's cache
+  line bounces between the spinners, so each holder's critical section runs slower (DESIGN.md
+  section 9).
 - **Merged acquisitions** (:mod:`exitcore.segments` merges a process's short acquisitions
   to the mix's resolution, so the loop does not pay an event for each): a locked segment's
   ``seg_real_ns`` is the hold of one real acquisition of those it stands for, and a process's
@@ -227,6 +231,15 @@ def _heap_pop(hp, st):  # type: ignore[no-untyped-def]
     hp[i, 0] = t
     hp[i, 1] = k
     return t0, e0
+
+
+@njit(cache=True)
+def _heap_grow(hp):  # type: ignore[no-untyped-def]
+    """A heap of twice the rows holding the same events (spin timeouts left behind are the only
+    events whose number has no bound)."""
+    out = np.empty((2 * hp.shape[0], 2))
+    out[: hp.shape[0]] = hp
+    return out
 
 
 @njit(cache=True, inline="always")
@@ -461,8 +474,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     st[_FREE] = n_threads
     rq = np.empty(n_ent, np.int64)
     zq = np.empty(max(n_proc, 1), np.int64)
-    # events: one per entity, one release per lock, one spin timeout per entity (a timeout left
-    # behind by a spin granted in time is re-armed, never doubled)
+    # events: one per entity, one release per lock, one re-check per entity, and spin timeouts:
+    # room for one per entity, grown when more are left behind (_heap_grow)
     hp = np.empty((3 * n_ent + n_locks + 1, 2))
     span = 1
     while span <= 3 * n_ent + n_locks:
@@ -484,18 +497,25 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     lk_hold = np.zeros(n_locks)
     lk_wait = np.zeros(n_locks)
     lk_acq = np.zeros(n_locks, np.int64)
+    lk_check = np.zeros(n_locks)  # SLEEP_ALL: the re-check its current hold's release costs
     lk_lazy = np.zeros(n_locks, np.bool_)  # the holder's release is not an event (yet)
     lk_until = np.zeros(n_locks)  # ... and happens at this time
     lk_event = np.zeros(n_locks, np.bool_)  # a release event (entity n_ent + lock) is queued
     stretch = np.ones(n_ent)  # hold-time factor of each entity's current locked segment
     spinning = np.zeros(n_ent, np.bool_)  # waits on a sleeping lock, still spinning
     spin_until = np.zeros(n_ent)  # ... until then
-    has_timeout = np.zeros(n_ent, np.bool_)  # a timeout event (n_ent + n_locks + e) is queued
+    # spin timeouts (events n_ev + e) queued for each entity, and the latest of them: a spin granted
+    # in time leaves its timeout behind (dropped when it comes); one that comes before the current
+    # spin's end, and is the last, is re-armed to it
+    n_to = np.zeros(n_ent, np.int64)
+    to_last = np.zeros(n_ent)
+    reserve = 2 * n_ent + n_locks + 1  # the most events other than timeouts queued at once
     n_ev = n_ent + n_locks  # ids from here on are spin timeouts, then wake-up re-checks
     # a sleeper woken by a SLEEP_ALL release, in the run queue; then on its thread, re-checking
     # the lock (event n_ev + n_ent + e)
     woken = np.zeros(n_ent, np.bool_)
     rechecking = np.zeros(n_ent, np.bool_)
+    check_ns = np.zeros(n_ent)  # ... for this long (at full speed)
     # a request with a longer real hold passes a waiter: the waiter's real hold if its request
     # stands for several acquisitions, else infinity (nobody passes it)
     wait_pass = np.zeros(n_ent)
@@ -607,6 +627,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rw = rw * rf
                     t_rel = t + rw / sp
                     h1 = (seg_real[rs] if e < n_proc else rseg_real[rs]) if has_real else 0.0
+                    if lk_kind[lk] == SLEEP_ALL:
+                        # its release stands for as many wake-ups as real acquisitions
+                        c = (
+                            (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1
+                            if h1 > 0.0
+                            else 1.0
+                        )
+                        lk_check[lk] = c * rw_wake
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
                             lk, t, t_rel, h1, (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1,
@@ -645,7 +673,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         # and sleeps again unless the lock has been handed to it by then
                         woken[e] = False
                         rechecking[e] = True
-                        _heap_push(hp, st, t + rw_wake / sp, n_ev + n_ent + e)
+                        _heap_push(hp, st, t + check_ns[e] / sp, n_ev + n_ent + e)
                         continue
                     n_q = lk_q.shape[1]
                     pos = lk_len[lk]
@@ -666,11 +694,21 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         _heap_push(hp, st, lk_until[lk], n_ent + lk)
                     if lk_kind[lk] >= SLEEP:
                         if rw_spin > 0.0:  # it spins first, keeping its thread
+                            # for as long as the real acquisitions it stands for would each
                             spinning[e] = True
-                            spin_until[e] = t + rw_spin
-                            if not has_timeout[e]:
-                                has_timeout[e] = True
-                                _heap_push(hp, st, t + rw_spin, n_ev + e)
+                            d = t + rw_spin
+                            if has_real:
+                                rr = seg_real[s] if e < n_proc else rseg_real[s]
+                                if rr > 0.0:
+                                    d = t + rw_spin * (work / rr)
+                            spin_until[e] = d
+                            if n_to[e] == 0 or to_last[e] > d:
+                                if st[_HEAP_N] + reserve >= hp.shape[0]:
+                                    hp = _heap_grow(hp)
+                                _heap_push(hp, st, d, n_ev + e)
+                                if n_to[e] == 0:
+                                    to_last[e] = d
+                                n_to[e] += 1
                             continue
                         _release_thread(
                             e, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt
@@ -693,7 +731,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             # a woken sleeper's re-check ends: it goes on if it holds the lock, else sleeps again
             w = e - n_ev - n_ent
             rechecking[w] = False
-            acc[A_SYS if w < n_proc else A_REAPER] += rw_wake / speed[w]
+            acc[A_SYS if w < n_proc else A_REAPER] += check_ns[w] / speed[w]
             last = t
             kw = seg_kind[cur[w]] if w < n_proc else rseg_kind[cur[w]]
             if lk_holder[kw - LOCKED] == w:
@@ -709,12 +747,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if e >= n_ev:
             # a spin on a sleeping lock times out: the waiter sleeps, still queued
             w = e - n_ev
-            has_timeout[w] = False
+            n_to[w] -= 1
             if not spinning[w]:
                 continue  # granted in time
-            if spin_until[w] > t:  # left behind by an earlier spin: re-armed
-                has_timeout[w] = True
-                _heap_push(hp, st, spin_until[w], e)
+            if spin_until[w] > t:  # left behind by an earlier spin: re-armed if the last
+                if n_to[w] == 0:
+                    n_to[w] = 1
+                    to_last[w] = spin_until[w]
+                    _heap_push(hp, st, spin_until[w], e)
                 continue
             spinning[w] = False
             acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
@@ -774,6 +814,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
             # inlined helper: numba then keeps no reference counts of the lock table)
             lk = rel
             lk_hold[lk] += t - lk_grant[lk]
+            check = lk_check[lk]  # this release's wake-ups (the hand-over may set the next's)
             w = -1
             if lk_len[lk] > 0:
                 w = lk_q[lk, lk_head[lk]]
@@ -802,6 +843,14 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rw = rw * rf
                     t_rel = t + rw / speed[w]
                     h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
+                    if lk_kind[lk] == SLEEP_ALL:
+                        # its release stands for as many wake-ups as real acquisitions
+                        c = (
+                            (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1
+                            if h1 > 0.0
+                            else 1.0
+                        )
+                        lk_check[lk] = c * rw_wake
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
                             lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
@@ -839,6 +888,7 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     v = lk_q[lk, _wrap(lk_head[lk] + i, n_q)]
                     if not (spinning[v] or woken[v] or rechecking[v]):
                         woken[v] = True
+                        check_ns[v] = check
                         _rq_append(rq, st, v)
             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
                 _dispatch(

@@ -78,6 +78,7 @@ class Waiter:
         self.real, self.merged = real, merged
         self.cpu_req: simpy.Event | None = None  # set while woken, until it has a thread
         self.rechecking = False
+        self.check_ns = 0.0
 
 
 class Lock:
@@ -85,10 +86,17 @@ class Lock:
     sleeping lock's waiter spins ``spin_ns`` first, then sleeps."""
 
     def __init__(
-        self, env: simpy.Environment, kind: int, cpu: CpuPool, growth: float, spin_ns: float
+        self,
+        env: simpy.Environment,
+        kind: int,
+        cpu: CpuPool,
+        growth: float,
+        spin_ns: float,
+        rw_wake_ns: float = 0.0,
     ) -> None:
         self.env, self.kind, self.cpu, self.growth = env, kind, cpu, growth
         self.spin_ns = spin_ns if kind != E.SPIN else 0.0
+        self.rw_wake_ns = rw_wake_ns
         self.holder: Any = None
         self.waiters: deque[Waiter] = deque()
         self.granted_at = 0.0
@@ -113,7 +121,9 @@ class Lock:
         self.waiters.insert(at, waiter)
         return waiter
 
-    def release(self) -> None:
+    def release(self, wakes: float = 1.0) -> None:
+        """Hand the lock to the head waiter. ``wakes``: how many real releases this one stands
+        for (a merged hold's real acquisitions), each waking a wake-all lock's sleepers."""
         now = self.env.now
         self.hold += now - self.granted_at
         self.holder = None
@@ -136,6 +146,7 @@ class Lock:
             for v in self.waiters:
                 if not (v.spinning or v.rechecking or v.cpu_req is not None):
                     v.cpu_req = self.cpu.request(("woken", v.who))
+                    v.check_ns = wakes * self.rw_wake_ns
                     old, v.ev = v.ev, self.env.event()
                     old.succeed(("wake",))
 
@@ -153,7 +164,7 @@ class Reference:
         spin_ns = float(kw.get("rw_spin_ns") or 0.0)
         self.rw_wake_ns = float(kw.get("rw_wake_ns") or 0.0)
         self.locks = [
-            Lock(self.env, int(k), self.cpu, float(g), spin_ns)
+            Lock(self.env, int(k), self.cpu, float(g), spin_ns, self.rw_wake_ns)
             for k, g in zip(kw["lock_kinds"], growth, strict=True)
         ]
         n = len(kw["seg_ptr"]) - 1
@@ -224,7 +235,8 @@ class Reference:
                 ev = waiter.ev
                 if waiter.spinning and lock.kind != E.SPIN:
                     # spin for the budget; the lock may come first
-                    yield ev | self.env.timeout(lock.spin_ns)
+                    # as long as the real acquisitions it stands for would each spin
+                    yield ev | self.env.timeout(lock.spin_ns * (work / real if real else 1.0))
                     spun = self.env.now - waiter.since
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spun
                     if ev.triggered:
@@ -246,7 +258,7 @@ class Reference:
             if then_sys is not None and not is_reaper:
                 self.stretch_of[who] = (now, now + dur + then_sys / sp, sp)
             yield self.env.timeout(dur)
-            lock.release()
+            lock.release(work / real if real else 1.0)
         else:
             dur = work / sp
             if not is_reaper and not follows_lock:
@@ -288,7 +300,7 @@ class Reference:
             if waiter.ev.triggered:  # granted while it waited for the thread
                 return thread, since
             waiter.rechecking = True
-            check = self.rw_wake_ns / self.cpu.speed(thread)
+            check = waiter.check_ns / self.cpu.speed(thread)
             yield self.env.timeout(check)
             waiter.rechecking = False
             self.totals[E.A_REAPER if is_reaper else E.A_SYS] += check

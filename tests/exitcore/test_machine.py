@@ -84,6 +84,8 @@ def test_arch_overrides_are_merged_onto_the_base_profile() -> None:
         ({"lock_hold_growth": -0.1}, "lock_hold_growth"),
         ({"rw_spin_us": float("inf")}, "rw_spin_us"),
         ({"rw_spin_us": -1.0}, "rw_spin_us"),
+        ({"rw_wake_us": 0.0}, "rw_wake_us"),
+        ({"rw_wake_us": float("nan")}, "rw_wake_us"),
         ({"blocked_scale": 4100.0}, "blocked_scale"),
         ({"arch_overrides": {"no_such_cost": 1.0}}, "no_such_cost"),
         ({"turbo": True}, "turbo"),

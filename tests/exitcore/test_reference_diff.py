@@ -86,8 +86,9 @@ def random_workload(seed: int) -> dict:
         # processes sharing reaper-job rows (as processes sharing an address space do)
         "reaper_rows": rng.integers(0, n_proc, n_proc) if seed % 4 == 2 else None,
         "seg_user_ns": users if seed % 2 == 1 else None,
-        # sleeping-lock waiters spin first on two seeds of five (about a mean hold)
-        "rw_spin_ns": float(rng.uniform(200.0, 2000.0)) if seed % 5 in (1, 3) else 0.0,
+        # sleeping-lock waiters spin first on two seeds of five (about a mean hold), one of
+        # them with merged acquisitions (their budget scales with the real ones they stand for)
+        "rw_spin_ns": float(rng.uniform(200.0, 2000.0)) if seed % 5 in (1, 2) else 0.0,
         # the real hold of each acquisition: its work, or a fraction of it (merged)
         "seg_real_ns": seg_work
         * np.where(
@@ -172,6 +173,39 @@ def test_random_workloads_exercise_sleeping_and_spinning_waits() -> None:
             rechecked += run.totals_ns[E.A_SYS] != one.totals_ns[E.A_SYS]
     assert all(v > 0 for v in waits.values()), waits
     assert rechecked >= 5
+
+
+def test_spin_timeouts_left_behind_beyond_the_heap_s_room() -> None:
+    """B's first spin stands for 100 real acquisitions (a budget of 100 spins) and is granted at
+    once; each of its next 40 single spins ends before that one's timeout and queues its own:
+    up to 41 timeouts at once, more than the heap's room for one per entity, so it grows. Every
+    eighth of A's holds is longer than a spin budget: B's spin behind it times out on time, not
+    at the long budget's timeout left behind."""
+    sl = E.locked(1)
+    a = [(sl, 5000.0 if i % 8 == 7 else 50.0) for i in range(40)]
+    a = [seg for hold in a for seg in (hold, (E.SYS, 10.0))]
+    b = [(E.SYS, 5.0), (sl, 500.0)] + [(E.SYS, 3.0), (sl, 5.0)] * 40
+    kinds = np.array([k for k, _ in a + b], np.int16)
+    works = np.array([w for _, w in a + b])
+    real = np.where(kinds >= E.LOCKED, works, 0.0)
+    real[len(a) + 1] = 5.0  # B's first hold stands for 100 acquisitions
+    w = {
+        "sibling": np.full(2, -1, np.int64), "smt_speed": 1.0,
+        "seg_ptr": np.array([0, len(a), len(a) + len(b)]), "seg_kind": kinds, "seg_work": works,
+        "exit_first": np.array([len(a), len(a) + len(b)]), "rseg_ptr": np.zeros(3, np.int64),
+        "rseg_kind": np.zeros(0, np.int16), "rseg_work": np.zeros(0),
+        "notify_from_exit": True, "phase_ptr": np.array([0, 2]), "phase_slots": np.array([2]),
+        "n_reapers": 1, "lock_kinds": np.array([E.SPIN, E.SLEEP], np.int8),
+        "rw_spin_ns": 1000.0, "seg_real_ns": real, "rseg_real_ns": np.zeros(0),
+        "gap_lock": np.zeros((2, 2), np.int64), "gap_ns": np.zeros((2, 2)),
+    }  # fmt: skip
+    fast, ref = run_engine(w), reference_run(**w)
+    assert fast.lock_wait_ns[1] > 0  # B did wait
+    assert 0 < fast.totals_ns[E.A_CPU] - fast.totals_ns[E.A_USER] - works.sum() < 5 * 1000.0
+    for field in ("times_ns", "totals_ns", "lock_hold_ns", "lock_wait_ns", "lock_acquisitions"):
+        np.testing.assert_allclose(
+            getattr(fast, field), getattr(ref, field), rtol=1e-9, atol=1e-6, err_msg=field
+        )
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,12 @@ def test_2024_kernel_locks_the_reapers_teardown_and_2025_does_not():
         assert v.percpu_page_cache == 16  # committed 2024-05-01
 
 
+def test_only_the_2024_kernel_wakes_every_rwlock_sleeper():
+    """kern_rwlock.c: wakeup(rwl) up to 1.50 (2023) and in 1.52, wakeup_one from 1.53 (2025)."""
+    for name, v in VARIANTS.items():
+        assert v.rw_wakeup == ("all" if name == "baseline_2024" else "one"), name
+
+
 def test_percpu_page_cache_and_locks_are_validated():
     base = PRESET_VARIANTS["baseline"]
     assert Variant.from_dict({**base, "percpu_page_cache": 0}).percpu_page_cache == 0
@@ -115,6 +121,7 @@ def _with(**changes):
         (_with(notify="parent"), "notify: 'parent' is not one of ['exit', 'reaper']"),
         (_with(tlb_flush="lazy"), "tlb_flush: 'lazy' is not one of ['per_page', 'asid']"),
         (_with(walk="skip"), "walk: 'skip' is not one of"),
+        (_with(rw_wakeup="some"), "rw_wakeup: 'some' is not one of ['one', 'all']"),
         (_with(pte_ns=-3.0), "pte_ns: expected null or a number >= 0"),
         (_with(colour="red"), "colour: unknown variant field; allowed:"),
         ({"ops": {}}, "name: missing"),
