@@ -243,6 +243,12 @@ def _heap_grow(hp):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, inline="always")
+def _count(work, real):  # type: ignore[no-untyped-def]
+    """How many real acquisitions a locked segment of ``work`` stands for (1: not merged)."""
+    return work / real if real > 0.0 else 1.0
+
+
+@njit(cache=True, inline="always")
 def _wrap(i, n):  # type: ignore[no-untyped-def]
     # ring-buffer index: head + length < 2 n, so one comparison replaces a division
     return i - n if i >= n else i
@@ -629,12 +635,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     h1 = (seg_real[rs] if e < n_proc else rseg_real[rs]) if has_real else 0.0
                     if lk_kind[lk] == SLEEP_ALL:
                         # its release stands for as many wake-ups as real acquisitions
-                        c = (
-                            (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1
-                            if h1 > 0.0
-                            else 1.0
+                        lk_check[lk] = rw_wake * _count(
+                            seg_work[rs] if e < n_proc else rseg_work[rs], h1
                         )
-                        lk_check[lk] = c * rw_wake
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
                             lk, t, t_rel, h1, (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1,
@@ -698,9 +701,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                             spinning[e] = True
                             d = t + rw_spin
                             if has_real:
-                                rr = seg_real[s] if e < n_proc else rseg_real[s]
-                                if rr > 0.0:
-                                    d = t + rw_spin * (work / rr)
+                                d = t + rw_spin * _count(
+                                    work, seg_real[s] if e < n_proc else rseg_real[s]
+                                )
                             spin_until[e] = d
                             if n_to[e] == 0 or to_last[e] > d:
                                 if st[_HEAP_N] + reserve >= hp.shape[0]:
@@ -845,12 +848,9 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
                     if lk_kind[lk] == SLEEP_ALL:
                         # its release stands for as many wake-ups as real acquisitions
-                        c = (
-                            (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1
-                            if h1 > 0.0
-                            else 1.0
+                        lk_check[lk] = rw_wake * _count(
+                            seg_work[rs] if w < n_proc else rseg_work[rs], h1
                         )
-                        lk_check[lk] = c * rw_wake
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
                             lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
@@ -1078,7 +1078,8 @@ def run(
     rw_spin_ns : float, optional
         How long a waiter on a ``SLEEP`` lock spins (keeping its thread, charged as system or
         reaper time) before it gives its thread up and sleeps; granted within it, it goes on as a
-        spinner would. 0 (the default): it sleeps at once.
+        spinner would. A request that stands for ``c`` merged acquisitions spins ``c`` times as
+        long, as they would each. 0 (the default): it sleeps at once.
     seg_real_ns, rseg_real_ns : float64[S], float64[R], optional
         The hold of one real acquisition of each locked segment (its work when it is one;
         less when it stands for several merged ones: module docstring, "Merged acquisitions");
