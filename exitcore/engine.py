@@ -730,37 +730,32 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
         if st[_HEAP_N] == 0:
             break
         t, e = _heap_pop(hp, st)
-        if e >= n_ev + n_ent:
-            # a woken sleeper's re-check ends: it goes on if it holds the lock, else sleeps again
-            w = e - n_ev - n_ent
-            rechecking[w] = False
-            acc[A_SYS if w < n_proc else A_REAPER] += check_ns[w] / speed[w]
-            last = t
-            kw = seg_kind[cur[w]] if w < n_proc else rseg_kind[cur[w]]
-            if lk_holder[kw - LOCKED] == w:
-                _todo_append(todo, st, w)
-                continue
-            _release_thread(w, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
-            if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
-                _dispatch(
-                    t, st, rq, busy, sibling, has_smt, free_stack, thread_of, ent_of,
-                    granted_at, zq, job_of, times, cur, rseg_ptr, rrow, todo, n_proc,
-                )  # fmt: skip
-            continue
         if e >= n_ev:
-            # a spin on a sleeping lock times out: the waiter sleeps, still queued
-            w = e - n_ev
-            n_to[w] -= 1
-            if not spinning[w]:
-                continue  # granted in time
-            if spin_until[w] > t:  # left behind by an earlier spin: re-armed if the last
-                if n_to[w] == 0:
-                    n_to[w] = 1
-                    to_last[w] = spin_until[w]
-                    _heap_push(hp, st, spin_until[w], e)
-                continue
-            spinning[w] = False
-            acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
+            # a waiter on a sleeping lock gives its thread up (it stays queued) ...
+            if e >= n_ev + n_ent:
+                # ... when its re-check after a wake-up ends, unless it holds the lock by then
+                w = e - n_ev - n_ent
+                rechecking[w] = False
+                acc[A_SYS if w < n_proc else A_REAPER] += check_ns[w] / speed[w]
+                kw = seg_kind[cur[w]] if w < n_proc else rseg_kind[cur[w]]
+                if lk_holder[kw - LOCKED] == w:
+                    last = t
+                    _todo_append(todo, st, w)
+                    continue
+            else:
+                # ... or when its spin times out
+                w = e - n_ev
+                n_to[w] -= 1
+                if not spinning[w]:
+                    continue  # granted in time
+                if spin_until[w] > t:  # left behind by an earlier spin: re-armed if the last
+                    if n_to[w] == 0:
+                        n_to[w] = 1
+                        to_last[w] = spin_until[w]
+                        _heap_push(hp, st, spin_until[w], e)
+                    continue
+                spinning[w] = False
+                acc[A_SYS if w < n_proc else A_REAPER] += t - wait_since[w]
             last = t
             _release_thread(w, t, st, busy, thread_of, ent_of, granted_at, free_stack, acc, has_smt)
             if st[_FREE] > 0 and st[_RQ_LEN] > 0:  # else nothing to dispatch
