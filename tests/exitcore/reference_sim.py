@@ -162,9 +162,9 @@ class Reference:
         growth = kw.get("lock_growth")
         growth = np.zeros(len(kw["lock_kinds"])) if growth is None else growth
         spin_ns = float(kw.get("rw_spin_ns") or 0.0)
-        self.rw_wake_ns = float(kw.get("rw_wake_ns") or 0.0)
+        wake_ns = float(kw.get("rw_wake_ns") or 0.0)
         self.locks = [
-            Lock(self.env, int(k), self.cpu, float(g), spin_ns, self.rw_wake_ns)
+            Lock(self.env, int(k), self.cpu, float(g), spin_ns, wake_ns)
             for k, g in zip(kw["lock_kinds"], growth, strict=True)
         ]
         n = len(kw["seg_ptr"]) - 1
@@ -234,8 +234,8 @@ class Reference:
             if waiter is not None:
                 ev = waiter.ev
                 if waiter.spinning and lock.kind != E.SPIN:
-                    # spin for the budget; the lock may come first
-                    # as long as the real acquisitions it stands for would each spin
+                    # spin for the budget (the real acquisitions it stands for each spin one);
+                    # the lock may come first
                     yield ev | self.env.timeout(lock.spin_ns * (work / real if real else 1.0))
                     spun = self.env.now - waiter.since
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spun
