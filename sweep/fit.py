@@ -47,7 +47,7 @@ import yaml
 from exitcore import MODEL_VERSION
 from sweep.errors import StudyError
 from sweep.measurement import GROUP, MeasurementSet, load_measurements
-from sweep.ranges import ALL, ParamRange, apply, current_values, load_ranges
+from sweep.ranges import ALL, ParamRange, apply, current_values, list_lookup, load_ranges
 from sweep.spec import GROUPS
 from sweep.validate import check_writable, parse_seeds, run_options, write_atomic
 
@@ -123,7 +123,7 @@ def load_fit_spec(
     seeds = parse_seeds(f"{where}: seeds", spec.get("seeds", [0, 1, 2]))
     presets = _all_presets(load, available)
     try:
-        ranges = load_ranges(spec.get("parameters"), presets)
+        ranges = load_ranges(spec.get("parameters"), presets, list_lookup(load, available))
     except StudyError as exc:
         raise StudyError(f"{where}: {exc}") from None
     _check_dependence(where, ranges, ms)

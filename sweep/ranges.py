@@ -12,13 +12,22 @@ The same list serves every tool that varies the model's constants (the bounds of
         source: "2021 16-core make -j17 profile: 18 % of CPU spinning on KERNEL_LOCK"
 
 :func:`load_ranges` validates the list against the presets, :func:`apply` sets values.
+
+A list may take some of another list's ranges instead of repeating them (one source of truth for
+a bound and its reason)::
+
+    parameters:
+      from: contention          # another list of conf/fit/ (itself a plain list)
+      only:                     # labels group.name.param, in the order wanted; all if left out
+        - mix.kernel_build.vnode_acq
+        - machine.arm64_altra80.rw_wake_us
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +35,7 @@ from sweep.errors import StudyError
 from sweep.spec import GROUPS
 
 FIELDS: tuple[str, ...] = ("group", "name", "param", "lo", "hi", "source")
+FROM_KEYS: tuple[str, ...] = ("from", "only")
 ALL = "*"
 """``name: "*"``: the range applies to every preset of the group."""
 
@@ -56,26 +66,81 @@ class ParamRange:
         return tuple(self.param.split("."))
 
 
+def list_lookup(load: Any, available: Mapping[str, Sequence[str]]) -> Callable[[str], Any]:
+    """The ``parameters:`` value of a list of conf/fit/ by name (for ``from:``), from a group
+    loader ``load(group, name)`` and the names ``available`` per group."""
+
+    def lookup(name: str) -> Any:
+        lists = list(available.get("fit", ()))
+        if name not in lists:
+            listing = ", ".join(lists) or "none"
+            raise StudyError(
+                f"parameters.from: unknown list {name!r}; lists in conf/fit/: {listing}"
+            )
+        return (load("fit", name) or {}).get("parameters")
+
+    return lookup
+
+
+def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> list[Any]:
+    """The ranges a ``{from, only}`` mapping names, as the other list writes them."""
+    unknown = sorted(set(items) - set(FROM_KEYS))
+    if unknown:
+        raise StudyError(f"parameters.{unknown[0]}: unknown key; allowed: {', '.join(FROM_KEYS)}")
+    name = items.get("from")
+    if not isinstance(name, str) or not name:
+        raise StudyError("parameters.from: name a parameter list of conf/fit/")
+    if lookup is None:
+        raise StudyError("parameters.from: this list cannot take ranges from another")
+    source = lookup(name)
+    if isinstance(source, Mapping):
+        raise StudyError(f"parameters.from: fit/{name}.yaml takes its ranges from another list")
+    if not isinstance(source, Sequence) or isinstance(source, str) or not source:
+        raise StudyError(f"parameters.from: fit/{name}.yaml has no list of parameters")
+    only = items.get("only")
+    if only is None:
+        return list(source)
+    if not isinstance(only, Sequence) or isinstance(only, str) or not only:
+        raise StudyError("parameters.only: give a non-empty list of labels group.name.param")
+    by_label = {
+        f"{r.get('group')}.{r.get('name')}.{r.get('param')}": r
+        for r in source
+        if isinstance(r, Mapping)
+    }
+    taken = []
+    for i, label in enumerate(only):
+        if label not in by_label:
+            raise StudyError(f"parameters.only[{i}]: {label!r} is not a range of fit/{name}.yaml")
+        taken.append(by_label[label])
+    return taken
+
+
 def load_ranges(
-    items: Any, available_presets: Mapping[str, Mapping[str, Mapping[str, Any]]]
+    items: Any,
+    available_presets: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    lookup: Callable[[str], Any] | None = None,
 ) -> tuple[ParamRange, ...]:
     """Validate a ``parameters:`` list.
 
     Parameters
     ----------
-    items : sequence of mappings
-        The list as read from YAML.
+    items : sequence of mappings, or a mapping {from, only}
+        The list as read from YAML, or which ranges of another list to take.
     available_presets : mapping group -> name -> dict
         The parameter dicts of the presets a range may name (for ``"*"``: every preset of the
         group that the range should apply to).
+    lookup : callable, optional
+        Another list's ``parameters:`` value by name (:func:`list_lookup`), for ``from:``.
 
     Raises
     ------
     StudyError
         One line naming the entry (``parameters[2]``) and the field: an unknown field, group,
         name or parameter for that preset, a non-numeric parameter or bound, ``lo > hi``, a
-        missing source, the same parameter twice.
+        missing source, the same parameter twice; for ``from:``, an unknown list or label.
     """
+    if isinstance(items, Mapping):
+        items = _taken(items, lookup)
     if not isinstance(items, Sequence) or isinstance(items, str) or not items:
         raise StudyError(
             "parameters: give a non-empty list of {group, name, param, lo, hi, source}"

@@ -204,7 +204,7 @@ def load_param_list(
     own presets (``params``, ``set.`` overrides applied) are checked at their study values.
     Raises :class:`StudyError` prefixed with ``key`` (the config key naming the list).
     """
-    from sweep.ranges import load_ranges  # sweep.ranges imports this module
+    from sweep.ranges import list_lookup, load_ranges  # sweep.ranges imports this module
 
     lists = list(available.get("fit", ()))
     if not isinstance(name, str) or name not in lists:
@@ -223,7 +223,7 @@ def load_param_list(
             }
             for group in GROUPS
         }
-        return load_ranges(fit.get("parameters"), presets)
+        return load_ranges(fit.get("parameters"), presets, list_lookup(load_group, available))
     except StudyError as exc:
         raise StudyError(f"{key}={name} (fit/{name}.yaml): {exc}") from None
 

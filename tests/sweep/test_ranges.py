@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from exitcore import presets
 from sweep.errors import StudyError
-from sweep.ranges import ParamRange, apply, current_values, load_ranges
+from sweep.ranges import ParamRange, apply, current_values, list_lookup, load_ranges
+from sweep.spec import GROUPS
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "machine": {
@@ -68,6 +72,66 @@ def test_bad_entries_are_one_line_naming_entry_and_field(items: Any, message: st
         load_ranges(items, PRESETS)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+LISTS: dict[str, Any] = {
+    "base": {
+        "parameters": [
+            item(),
+            item(group="machine", name="m2", param="cpu_speed", lo=0.5, hi=2.0, source="a core"),
+            item(group="variant", name="base", param="pte_ns", lo=50, hi=150, source="a PTE"),
+        ]
+    },
+    "chained": {"parameters": {"from": "base"}},
+}
+LOOKUP = list_lookup(lambda group, name: LISTS[name], {"fit": list(LISTS)})
+
+
+def test_from_takes_the_named_ranges_of_another_list_in_the_order_asked() -> None:
+    taken = load_ranges(
+        {"from": "base", "only": ["variant.base.pte_ns", "mix.kb.klock_frac"]}, PRESETS, LOOKUP
+    )
+    assert taken == (
+        ParamRange("variant", "base", "pte_ns", 50.0, 150.0, "a PTE"),
+        ParamRange("mix", "kb", "klock_frac", 0.1, 0.6, "2021 make -j17 profile"),
+    )
+    everything = load_ranges({"from": "base"}, PRESETS, LOOKUP)
+    assert [r.label for r in everything] == [
+        "mix.kb.klock_frac", "machine.m2.cpu_speed", "variant.base.pte_ns"
+    ]  # fmt: skip
+
+
+BAD_FROM = [
+    ({"from": "nope"}, "parameters.from: unknown list 'nope'; lists in conf/fit/: base, chained"),
+    ({"from": "chained"}, "parameters.from: fit/chained.yaml takes its ranges from another list"),
+    ({"from": "base", "only": ["mix.kb.pte_ns"]}, "parameters.only[0]: 'mix.kb.pte_ns' is not a"),
+    ({"from": "base", "only": []}, "parameters.only: give a non-empty list"),
+    ({"from": "base", "also": 1}, "parameters.also: unknown key; allowed: from, only"),
+    ({"only": ["mix.kb.klock_frac"]}, "parameters.from: name a parameter list"),
+    (
+        {"from": "base", "only": ["mix.kb.klock_frac", "mix.kb.klock_frac"]},
+        "parameters[1]: mix.kb.klock_frac is already parameters[0]",
+    ),
+]
+
+
+@pytest.mark.parametrize(("items", "message"), BAD_FROM, ids=[m for _, m in BAD_FROM])
+def test_a_bad_from_is_one_line(items: Any, message: str) -> None:
+    with pytest.raises(StudyError) as info:
+        load_ranges(items, PRESETS, LOOKUP)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_shipped_lists_that_take_ranges_take_existing_ones() -> None:
+    # every conf/fit/ list resolves against the shipped presets (a label renamed in the list it
+    # takes from fails here, not in a fit an hour later)
+    conf = Path(__file__).resolve().parents[2] / "conf" / "fit"
+    lists = {p.stem: yaml.safe_load(p.read_text()) for p in conf.glob("*.yaml")}
+    shipped = {g: presets.load_all(g) for g in GROUPS}
+    lookup = list_lookup(lambda group, name: lists[name], {"fit": sorted(lists)})
+    wakeup = load_ranges(lists["wakeup"]["parameters"], shipped, lookup)
+    assert len(wakeup) == 10
 
 
 def test_open_mapping_takes_a_new_architecture_override() -> None:
