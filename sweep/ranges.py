@@ -21,6 +21,8 @@ a bound and its reason)::
       only:                     # labels group.name.param, in the order wanted; all if left out
         - mix.kernel_build.vnode_acq
         - machine.arm64_altra80.rw_wake_us
+      add:                      # ranges of this list's own, after those (optional)
+        - {group: mix, name: kernel_build, param: lock_resolution_us, lo: 16, hi: 16, source: ...}
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from sweep.errors import StudyError
 from sweep.spec import GROUPS
 
 FIELDS: tuple[str, ...] = ("group", "name", "param", "lo", "hi", "source")
-FROM_KEYS: tuple[str, ...] = ("from", "only")
+FROM_KEYS: tuple[str, ...] = ("from", "only", "add")
 ALL = "*"
 """``name: "*"``: the range applies to every preset of the group."""
 
@@ -83,7 +85,8 @@ def list_lookup(load: Any, available: Mapping[str, Sequence[str]]) -> Callable[[
 
 
 def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> list[Any]:
-    """The ranges a ``{from, only}`` mapping names, as the other list writes them."""
+    """The ranges a ``{from, only, add}`` mapping names: the other list's as it writes them,
+    then the added ones."""
     unknown = sorted(set(items) - set(FROM_KEYS))
     if unknown:
         raise StudyError(f"parameters.{unknown[0]}: unknown key; allowed: {', '.join(FROM_KEYS)}")
@@ -97,9 +100,12 @@ def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> lis
         raise StudyError(f"parameters.from: fit/{name}.yaml takes its ranges from another list")
     if not isinstance(source, Sequence) or isinstance(source, str) or not source:
         raise StudyError(f"parameters.from: fit/{name}.yaml has no list of parameters")
+    add = items.get("add", [])
+    if not isinstance(add, Sequence) or isinstance(add, str):
+        raise StudyError("parameters.add: give a list of {group, name, param, lo, hi, source}")
     only = items.get("only")
     if only is None:
-        return list(source)
+        return [*source, *add]
     if not isinstance(only, Sequence) or isinstance(only, str) or not only:
         raise StudyError("parameters.only: give a non-empty list of labels group.name.param")
     by_label = {
@@ -112,7 +118,7 @@ def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> lis
         if label not in by_label:
             raise StudyError(f"parameters.only[{i}]: {label!r} is not a range of fit/{name}.yaml")
         taken.append(by_label[label])
-    return taken
+    return [*taken, *add]
 
 
 def load_ranges(

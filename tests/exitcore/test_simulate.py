@@ -259,6 +259,27 @@ def test_wake_all_costs_do_not_depend_on_the_lock_resolution() -> None:
         assert abs(change) < 0.02, f"{name}: {change:+.2%} from 100 to 25 us"
 
 
+def test_target_11_does_not_depend_on_the_lock_resolution() -> None:
+    """Target 11 (the 80-CPU machine, the March 2024 kernel, make -j64) in full: sys and wall at
+    the shipped resolution within 2 % of 16 us, on each of three seeds. Its page-queue lock
+    collapses when a spin lock's hold grows too fast with its queue: with the Altra's
+    ``lock_hold_growth`` at 0.0528 (the wake-all fit's, at 100 us) it did at 16 us and not at
+    100 us (sys +15 %, one seed in three at 0.033), so the fit saw a different model from the
+    converged one."""
+    build = {**PRESET_MIXES["kernel_build"], "slots": 64}
+    v = {**PRESET_VARIANTS["baseline_2024"], "percpu_page_cache": 0, "amap_free": "list"}
+    for seed in range(3):
+        got = {}
+        for res in (build["lock_resolution_us"], 16.0):
+            mix = {**build, "lock_resolution_us": res}
+            p = PointParams.from_dicts(PRESET_MACHINES["arm64_altra80"], mix, v, 80)
+            got[res] = simulate(p, np.random.default_rng(seed))
+        coarse, fine = got.values()
+        for name in ("wall_s", "sys_s"):
+            change = getattr(fine, name) / getattr(coarse, name) - 1
+            assert abs(change) < 0.02, f"seed {seed}: {name}: {change:+.2%} from 100 to 16 us"
+
+
 def _quantile_by_hand(values: np.ndarray, q: float) -> float:
     """Linear interpolation between closest ranks (the definition of numpy's default)."""
     s = sorted(values.tolist())

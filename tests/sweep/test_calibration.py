@@ -37,16 +37,17 @@ KNOWN_GAPS: dict[tuple[str, str], float] = {
     # Model 0.7.0 (wake-all rwlocks in the 2024 kernel, conf/fit/wakeup.yaml): the 80-CPU
     # machine's real is now set by the compilers' shared object lock, flat at 119 s for every
     # -j (published 108-122 s), and sys rises with -j, but by +57 % and +170 % from -j16 to -j32
-    # and -j64 where the published rises +98 % and +136 %: too slowly to -j32, too fast beyond
-    # (every woken sleeper re-checks at once; the real wake-ups go through SCHED_LOCK, which the
-    # model does not charge them: README "The model"). User time is one figure for every -j.
-    ("kernel_build_altra_j16_2024", "wall_s"): 0.1069,
+    # and -j64 where the published rises +98 % and +136 %: too slowly to -j32, too fast beyond.
+    # The model's wake-up cost is linear in the sleepers on the shared object lock; the
+    # published one stops growing past -j32. Charging each re-check SCHED_LOCK makes it grow
+    # faster, not slower (README "The model"). User time is one figure for every -j.
+    ("kernel_build_altra_j16_2024", "wall_s"): 0.1067,
     ("kernel_build_altra_j16_2024", "user_s"): 0.0548,
-    ("kernel_build_altra_j32_2024", "sys_s"): -0.1939,
-    ("kernel_build_altra_j64_2024", "sys_s"): 0.1662,
+    ("kernel_build_altra_j32_2024", "sys_s"): -0.1961,
+    ("kernel_build_altra_j64_2024", "sys_s"): 0.1643,
     # target 5 (long KERNEL_LOCK sections in the exiting processes): its real 1.6 % over target
     # 4's (tolerance 1 %), its sys growth +21.9 s (published +16.9; the ratio 2.9 % over, 2.4 %)
-    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): 0.0162,
+    ("kernel_build_m2_pmap_deactivate", "wall_s/kernel_build_m2_baseline"): 0.0156,
     ("kernel_build_m2_pmap_deactivate", "sys_s/kernel_build_m2_baseline"): 0.0289,
 }
 """(measurement, figure) -> recorded rel_error (model / published - 1)."""
@@ -106,9 +107,10 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
     assert sys_ratio["model_mean"] > 1.0 and (sys_ratio["within"] or gap)
 
 
-SHIPPED_OBJECTIVE = 0.0917
+SHIPPED_OBJECTIVE = 0.0922
 """The objective of every fit over all calibrate measurements evaluated at the shipped constants
-(model 0.7.0, seeds 0-2): its first evaluation, the ``start`` of its fitted.yaml header."""
+(model 0.7.0, seeds 0-2; 0.0917 with the Altra's lock_hold_growth at the wake-all fit's 0.0528):
+its first evaluation, the ``start`` of its fitted.yaml header."""
 
 
 def test_the_shipped_constants_give_the_shipped_fit_objective(

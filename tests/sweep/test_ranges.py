@@ -95,6 +95,16 @@ def test_from_takes_the_named_ranges_of_another_list_in_the_order_asked() -> Non
         ParamRange("variant", "base", "pte_ns", 50.0, 150.0, "a PTE"),
         ParamRange("mix", "kb", "klock_frac", 0.1, 0.6, "2021 make -j17 profile"),
     )
+    added = load_ranges(
+        {
+            "from": "base",
+            "only": ["mix.kb.klock_frac"],
+            "add": [item(name="*", param="nested.depth")],
+        },
+        PRESETS,
+        LOOKUP,
+    )
+    assert [r.label for r in added] == ["mix.kb.klock_frac", "mix.*.nested.depth"]
     everything = load_ranges({"from": "base"}, PRESETS, LOOKUP)
     assert [r.label for r in everything] == [
         "mix.kb.klock_frac", "machine.m2.cpu_speed", "variant.base.pte_ns"
@@ -106,7 +116,12 @@ BAD_FROM = [
     ({"from": "chained"}, "parameters.from: fit/chained.yaml takes its ranges from another list"),
     ({"from": "base", "only": ["mix.kb.pte_ns"]}, "parameters.only[0]: 'mix.kb.pte_ns' is not a"),
     ({"from": "base", "only": []}, "parameters.only: give a non-empty list"),
-    ({"from": "base", "also": 1}, "parameters.also: unknown key; allowed: from, only"),
+    ({"from": "base", "also": 1}, "parameters.also: unknown key; allowed: from, only, add"),
+    ({"from": "base", "add": "x"}, "parameters.add: give a list of"),
+    (
+        {"from": "base", "add": [item()]},
+        "parameters[3]: mix.kb.klock_frac is already parameters[0]",
+    ),
     ({"only": ["mix.kb.klock_frac"]}, "parameters.from: name a parameter list"),
     (
         {"from": "base", "only": ["mix.kb.klock_frac", "mix.kb.klock_frac"]},
@@ -131,7 +146,7 @@ def test_the_shipped_lists_that_take_ranges_take_existing_ones() -> None:
     shipped = {g: presets.load_all(g) for g in GROUPS}
     lookup = list_lookup(lambda group, name: lists[name], {"fit": sorted(lists)})
     wakeup = load_ranges(lists["wakeup"]["parameters"], shipped, lookup)
-    assert len(wakeup) == 10
+    assert len(wakeup) == 9
 
 
 def test_open_mapping_takes_a_new_architecture_override() -> None:
