@@ -280,6 +280,33 @@ def test_target_11_does_not_depend_on_the_lock_resolution() -> None:
             assert abs(change) < 0.02, f"seed {seed}: {name}: {change:+.2%} from 100 to 16 us"
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="a merged request on a sleeping lock near saturation waits less than the real "
+    "acquisitions it stands for would: the M2's object lock at 128 cores (README 'Resolution')",
+)
+def test_a_saturated_sleeping_lock_does_not_depend_on_the_lock_resolution() -> None:
+    """The default study's M2 kernel build at 128 cores (a what-if; the object lock ~93 %
+    utilised, the reaper ~93 % busy): wall within 1 % and the object lock's wait within 10 %
+    from the shipped resolution to 4 us, where no object-lock acquisition is merged (two seeds).
+    Today wall moves -2.5 % and the wait 3.2x."""
+    build = PRESET_MIXES["kernel_build"]
+    got: dict[float, list[float]] = {}
+    for res in (build["lock_resolution_us"], 4.0):
+        mix = {**build, "lock_resolution_us": res}
+        p = PointParams.from_dicts(
+            PRESET_MACHINES["arm64_m2"], mix, PRESET_VARIANTS["baseline"], 128
+        )
+        runs = [simulate(p, np.random.default_rng(seed)) for seed in range(2)]
+        got[res] = [
+            float(np.mean([r.wall_s for r in runs])),
+            float(np.mean([r.vnode_wait_s for r in runs])),
+        ]
+    (wall_c, wait_c), (wall_f, wait_f) = got.values()
+    assert abs(wall_f / wall_c - 1) < 0.01, f"wall {wall_f / wall_c - 1:+.2%}"
+    assert abs(wait_f / wait_c - 1) < 0.10, f"object-lock wait x{wait_f / wait_c:.2f}"
+
+
 def _quantile_by_hand(values: np.ndarray, q: float) -> float:
     """Linear interpolation between closest ranks (the definition of numpy's default)."""
     s = sorted(values.tolist())
