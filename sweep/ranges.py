@@ -84,6 +84,10 @@ def list_lookup(load: Any, available: Mapping[str, Sequence[str]]) -> Callable[[
     return lookup
 
 
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str)
+
+
 def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> list[Any]:
     """The ranges a ``{from, only, add}`` mapping names: the other list's as it writes them,
     then the added ones."""
@@ -98,15 +102,15 @@ def _taken(items: Mapping[str, Any], lookup: Callable[[str], Any] | None) -> lis
     source = lookup(name)
     if isinstance(source, Mapping):
         raise StudyError(f"parameters.from: fit/{name}.yaml takes its ranges from another list")
-    if not isinstance(source, Sequence) or isinstance(source, str) or not source:
+    if not _is_list(source) or not source:
         raise StudyError(f"parameters.from: fit/{name}.yaml has no list of parameters")
     add = items.get("add", [])
-    if not isinstance(add, Sequence) or isinstance(add, str):
+    if not _is_list(add):
         raise StudyError("parameters.add: give a list of {group, name, param, lo, hi, source}")
     only = items.get("only")
     if only is None:
         return [*source, *add]
-    if not isinstance(only, Sequence) or isinstance(only, str) or not only:
+    if not _is_list(only) or not only:
         raise StudyError("parameters.only: give a non-empty list of labels group.name.param")
     by_label = {
         f"{r.get('group')}.{r.get('name')}.{r.get('param')}": r
@@ -130,8 +134,8 @@ def load_ranges(
 
     Parameters
     ----------
-    items : sequence of mappings, or a mapping {from, only}
-        The list as read from YAML, or which ranges of another list to take.
+    items : sequence of mappings, or a mapping {from, only, add}
+        The list as read from YAML, or which ranges of another list to take (and add).
     available_presets : mapping group -> name -> dict
         The parameter dicts of the presets a range may name (for ``"*"``: every preset of the
         group that the range should apply to).
@@ -147,7 +151,7 @@ def load_ranges(
     """
     if isinstance(items, Mapping):
         items = _taken(items, lookup)
-    if not isinstance(items, Sequence) or isinstance(items, str) or not items:
+    if not _is_list(items) or not items:
         raise StudyError(
             "parameters: give a non-empty list of {group, name, param, lo, hi, source}"
         )
