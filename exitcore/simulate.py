@@ -390,35 +390,44 @@ def run_point(
     )
 
 
+def engine_inputs(
+    workload: Workload, segs: Segments, variant: Variant, machine: MachineProfile, cores: int
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`exitcore.engine.run` for a workload's segments: the one
+    place that says which field feeds which input (the benchmarks and the SimPy reference's
+    differential test take them from here)."""
+    return {
+        "sibling": machine.siblings(cores),
+        "smt_speed": machine.smt_speed,
+        "seg_ptr": segs.seg_ptr,
+        "seg_kind": segs.seg_kind,
+        "seg_work_ns": segs.seg_work_ns,
+        "exit_first": segs.exit_first,
+        "rseg_ptr": segs.rseg_ptr,
+        "rseg_kind": segs.rseg_kind,
+        "rseg_work_ns": segs.rseg_work_ns,
+        "notify_from_exit": variant.notify_from_exit,
+        "phase_ptr": workload.phase_ptr,
+        "phase_slots": workload.phase_slots,
+        "n_reapers": machine.reapers,
+        "lock_kinds": segs.lock_kinds,
+        "lock_growth": segs.lock_growth,
+        "reaper_rows": segs.reaper_rows,
+        "seg_user_ns": segs.seg_user_ns,
+        "rw_spin_ns": machine.rw_spin_us * 1e3,
+        "seg_real_ns": segs.seg_real_ns,
+        "rseg_real_ns": segs.rseg_real_ns,
+        "gap_lock": segs.gap_lock,
+        "gap_ns": segs.gap_ns,
+        "rw_wake_ns": machine.rw_wake_us * 1e3,
+    }
+
+
 def run_engine(
     workload: Workload, segs: Segments, variant: Variant, machine: MachineProfile, cores: int
 ) -> engine.EngineRun:
     """The event loop on a workload's segments (what :func:`run_point` reduces)."""
-    return engine.run(
-        machine.siblings(cores),
-        machine.smt_speed,
-        segs.seg_ptr,
-        segs.seg_kind,
-        segs.seg_work_ns,
-        segs.exit_first,
-        segs.rseg_ptr,
-        segs.rseg_kind,
-        segs.rseg_work_ns,
-        variant.notify_from_exit,
-        workload.phase_ptr,
-        workload.phase_slots,
-        machine.reapers,
-        segs.lock_kinds,
-        segs.lock_growth,
-        segs.reaper_rows,
-        segs.seg_user_ns,
-        machine.rw_spin_us * 1e3,
-        segs.seg_real_ns,
-        segs.rseg_real_ns,
-        segs.gap_lock,
-        segs.gap_ns,
-        machine.rw_wake_us * 1e3,
-    )
+    return engine.run(**engine_inputs(workload, segs, variant, machine, cores))
 
 
 def reduce_run(

@@ -38,6 +38,7 @@ from exitcore.mix import MixParams, generate  # noqa: E402
 from exitcore.simulate import (  # noqa: E402
     PointParams,
     build_segments,
+    engine_inputs,
     simulate,
     teardown_for,
 )
@@ -47,17 +48,13 @@ MACHINES = presets.load_all("machine")
 MIXES = presets.load_all("mix")
 
 
-def engine_inputs(mix: dict, cores: int, variant: str = "baseline") -> tuple:
+def engine_kwargs(mix: dict, cores: int, variant: str = "baseline") -> dict:
+    """What simulate() hands the event loop for this point (seed 0): the loop's whole input."""
     machine = MachineProfile.from_dict(MACHINES["arm64_m2"])
     w = generate(MixParams.from_dict(mix), cores, np.random.default_rng(0))
     v = VARIANTS[variant]
     segs = build_segments(w, teardown_for(w, v, machine, cores), v, machine)
-    return (
-        machine.siblings(cores), machine.smt_speed, segs.seg_ptr, segs.seg_kind,
-        segs.seg_work_ns, segs.exit_first, segs.rseg_ptr, segs.rseg_kind, segs.rseg_work_ns,
-        v.notify_from_exit, w.phase_ptr, w.phase_slots, 1, segs.lock_kinds, segs.lock_growth,
-        segs.reaper_rows, segs.seg_user_ns,
-    )  # fmt: skip
+    return engine_inputs(w, segs, v, machine, cores)
 
 
 def timed(fn, repeat: int = 1) -> float:  # type: ignore[no-untyped-def]
@@ -76,8 +73,8 @@ def main() -> None:
     first_call_s = timed(lambda: simulate(kb, np.random.default_rng(0)))
 
     kb_s = timed(lambda: simulate(kb, np.random.default_rng(0)), repeat=10)
-    kb_args = engine_inputs(MIXES["kernel_build"], 128)
-    kb_engine_s = timed(lambda: engine.run(*kb_args), repeat=10)
+    kb_args = engine_kwargs(MIXES["kernel_build"], 128)
+    kb_engine_s = timed(lambda: engine.run(**kb_args), repeat=10)
     print(f"kernel_build at 128 cores: simulate {kb_s:.4f} s, event loop {kb_engine_s:.4f} s")
 
     v2024 = {
@@ -97,20 +94,15 @@ def main() -> None:
     fork = PointParams.from_dicts(m2, fork_mix, base, cores)
     exits = per_slot * cores
     fork_s = timed(lambda: simulate(fork, np.random.default_rng(0)), repeat=3)
-    fork_args = engine_inputs(fork_mix, cores)
-    fork_engine_s = timed(lambda: engine.run(*fork_args), repeat=3)
+    fork_args = engine_kwargs(fork_mix, cores)
+    fork_engine_s = timed(lambda: engine.run(**fork_args), repeat=3)
     print(f"fork_exit, {exits} exits at {cores} cores: simulate {fork_s:.2f} s, "
           f"event loop {fork_engine_s:.2f} s")  # fmt: skip
 
     small = {**MIXES["kernel_build"], "processes": 300, "address_space_templates": 32}
-    args = engine_inputs(small, 8)
-    fast_s = timed(lambda: engine.run(*args), repeat=5)
-    names = (
-        "sibling", "smt_speed", "seg_ptr", "seg_kind", "seg_work", "exit_first", "rseg_ptr",
-        "rseg_kind", "rseg_work", "notify_from_exit", "phase_ptr", "phase_slots", "n_reapers",
-        "lock_kinds", "lock_growth", "reaper_rows", "seg_user_ns",
-    )  # fmt: skip
-    ref_s = timed(lambda: reference_run(**dict(zip(names, args, strict=True))))
+    args = engine_kwargs(small, 8)
+    fast_s = timed(lambda: engine.run(**args), repeat=5)
+    ref_s = timed(lambda: reference_run(**args))
     print(
         f"300-compiler build on 8 cores: event loop {fast_s:.4f} s, SimPy reference {ref_s:.2f} s"
     )

@@ -344,7 +344,7 @@ class Reference:
         pending: simpy.Event | None = None
         carry: float | None = None
         for s in range(lo, hi):
-            kind, work = int(kw["seg_kind"][s]), float(kw["seg_work"][s])
+            kind, work = int(kw["seg_kind"][s]), float(kw["seg_work_ns"][s])
             if s == exit_first:
                 self.times[p, E.T_EXIT] = self.env.now
             if kind == E.BLOCK:
@@ -363,7 +363,9 @@ class Reference:
             user = float(users[s]) if users is not None else 0.0
             real = None if self.real is None else float(self.real[s])
             nxt = int(kw["seg_kind"][s + 1]) if s + 1 < hi else -1
-            then_sys = float(kw["seg_work"][s + 1]) if kind >= E.LOCKED and nxt == E.SYS else None
+            then_sys = (
+                float(kw["seg_work_ns"][s + 1]) if kind >= E.LOCKED and nxt == E.SYS else None
+            )
             thread, since, sp = yield from self.run_segment(
                 kind, work, thread, since, p, carry if kind == E.SYS else None, user, real,
                 then_sys, nxt,
@@ -413,7 +415,7 @@ class Reference:
             for s in range(int(kw["rseg_ptr"][row]), int(kw["rseg_ptr"][row + 1])):
                 kind = int(kw["rseg_kind"][s])
                 thread, since, sp = yield from self.run_segment(
-                    kind, float(kw["rseg_work"][s]), thread, since, ("r", r),
+                    kind, float(kw["rseg_work_ns"][s]), thread, since, ("r", r),
                     carry if kind == E.SYS else None, 0.0,
                     None if self.rreal is None else float(self.rreal[s]),
                 )  # fmt: skip
@@ -479,5 +481,5 @@ class Reference:
 
 
 def reference_run(**kw: Any) -> E.EngineRun:
-    """Same keyword inputs as :func:`exitcore.engine.run` (``seg_work``/``rseg_work`` in ns)."""
+    """The keyword inputs of :func:`exitcore.engine.run`."""
     return Reference(**kw).run()

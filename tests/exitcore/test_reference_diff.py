@@ -10,7 +10,7 @@ from exitcore import engine as E
 from exitcore import presets
 from exitcore.machine import MachineProfile
 from exitcore.mix import MixParams, generate
-from exitcore.simulate import build_segments, reduce_run, teardown_for
+from exitcore.simulate import build_segments, engine_inputs, reduce_run, teardown_for
 from exitcore.variant import VARIANTS
 
 
@@ -69,11 +69,11 @@ def random_workload(seed: int) -> dict:
         "smt_speed": float(rng.uniform(0.5, 1.0)),
         "seg_ptr": np.asarray(ptr, np.int64),
         "seg_kind": seg_kind,
-        "seg_work": seg_work,
+        "seg_work_ns": seg_work,
         "exit_first": np.asarray(exit_first, np.int64),
         "rseg_ptr": np.asarray(rptr, np.int64),
         "rseg_kind": rseg_kind,
-        "rseg_work": rseg_work,
+        "rseg_work_ns": rseg_work,
         "notify_from_exit": bool(rng.integers(0, 2)),
         "phase_ptr": phase_ptr,
         "phase_slots": rng.integers(1, 6, size=n_phase).astype(np.int64),
@@ -120,31 +120,7 @@ def random_workload(seed: int) -> dict:
 
 
 def run_engine(w: dict) -> E.EngineRun:
-    return E.run(
-        w["sibling"],
-        w["smt_speed"],
-        w["seg_ptr"],
-        w["seg_kind"],
-        w["seg_work"],
-        w["exit_first"],
-        w["rseg_ptr"],
-        w["rseg_kind"],
-        w["rseg_work"],
-        w["notify_from_exit"],
-        w["phase_ptr"],
-        w["phase_slots"],
-        w["n_reapers"],
-        w["lock_kinds"],
-        w.get("lock_growth"),
-        w.get("reaper_rows"),
-        w.get("seg_user_ns"),
-        w.get("rw_spin_ns", 0.0),
-        w.get("seg_real_ns"),
-        w.get("rseg_real_ns"),
-        w.get("gap_lock"),
-        w.get("gap_ns"),
-        w.get("rw_wake_ns", 0.0),
-    )
+    return E.run(**w)
 
 
 @pytest.mark.parametrize("seed", range(80))
@@ -191,9 +167,9 @@ def test_spin_timeouts_left_behind_beyond_the_heap_s_room() -> None:
     real[len(a) + 1] = 5.0  # B's first hold stands for 100 acquisitions
     w = {
         "sibling": np.full(2, -1, np.int64), "smt_speed": 1.0,
-        "seg_ptr": np.array([0, len(a), len(a) + len(b)]), "seg_kind": kinds, "seg_work": works,
+        "seg_ptr": np.array([0, len(a), len(a) + len(b)]), "seg_kind": kinds, "seg_work_ns": works,
         "exit_first": np.array([len(a), len(a) + len(b)]), "rseg_ptr": np.zeros(3, np.int64),
-        "rseg_kind": np.zeros(0, np.int16), "rseg_work": np.zeros(0),
+        "rseg_kind": np.zeros(0, np.int16), "rseg_work_ns": np.zeros(0),
         "notify_from_exit": True, "phase_ptr": np.array([0, 2]), "phase_slots": np.array([2]),
         "n_reapers": 1, "lock_kinds": np.array([E.SPIN, E.SLEEP], np.int8),
         "rw_spin_ns": 1000.0, "seg_real_ns": real, "rseg_real_ns": np.zeros(0),
@@ -232,31 +208,7 @@ def test_point_metrics_match_reference(
     w = generate(MixParams.from_dict(small), cores, np.random.default_rng(seed))
     costs = teardown_for(w, v, m, cores)
     s = build_segments(w, costs, v, m)
-    inputs = {
-        "sibling": m.siblings(cores),
-        "smt_speed": m.smt_speed,
-        "seg_ptr": s.seg_ptr,
-        "seg_kind": s.seg_kind,
-        "seg_work": s.seg_work_ns,
-        "exit_first": s.exit_first,
-        "rseg_ptr": s.rseg_ptr,
-        "rseg_kind": s.rseg_kind,
-        "rseg_work": s.rseg_work_ns,
-        "notify_from_exit": v.notify_from_exit,
-        "phase_ptr": w.phase_ptr,
-        "phase_slots": w.phase_slots,
-        "n_reapers": m.reapers,
-        "lock_kinds": s.lock_kinds,
-        "lock_growth": s.lock_growth,
-        "reaper_rows": s.reaper_rows,
-        "seg_user_ns": s.seg_user_ns,
-        "rw_spin_ns": m.rw_spin_us * 1e3,
-        "rw_wake_ns": m.rw_wake_us * 1e3,
-        "seg_real_ns": s.seg_real_ns,
-        "rseg_real_ns": s.rseg_real_ns,
-        "gap_lock": s.gap_lock,
-        "gap_ns": s.gap_ns,
-    }
+    inputs = engine_inputs(w, s, v, m, cores)
     fast = reduce_run(run_engine(inputs), costs, v, m, cores).as_dict()
     ref = reduce_run(reference_run(**inputs), costs, v, m, cores).as_dict()
     assert fast.keys() == ref.keys()
