@@ -15,7 +15,7 @@ from exitcore.simulate import PointParams, simulate
 from exitcore.teardown import TeardownCosts, teardown_costs
 from exitcore.variant import VARIANTS, Variant
 
-MODEL_VERSION = "0.7.0"
+MODEL_VERSION = "0.8.0"
 """Bumped whenever a change can alter a simulated result; stored with every point."""
 
 __all__ = [

@@ -41,9 +41,20 @@ count (DESIGN.md sections 2 and 9):
   the merged acquisitions meet what the real ones would (without them, long holds were met
   g times too rarely and waits behind merged holds were g times too long):
 
-  - a request queues ahead of the merged waiters at the tail of the lock's queue whose real
-    hold is shorter than its own (it would wait for one of their short real holds, not for
-    all of them); among equal real holds the queue is FIFO;
+  - a request is queued where what it waits for comes nearest to what its real acquisitions
+    would. Each of its ``c = work / real`` real acquisitions would wait for one real hold of
+    every waiter (theirs are spread through their holders' work too) and for the rest of one
+    real hold of the holder's: the first for what is left of the current one (all that is
+    left of a hold that is one acquisition), each other for half of one (none for such a
+    hold; a granted sleeper's hold counts once it has its thread). Queued, it waits for all
+    that is left of the holder's hold and for the whole hold of each waiter ahead. So it
+    goes ahead of waiters at the tail that stand for more acquisitions than it does while the
+    holds left ahead of it, less half the passed one's, exceed what its real acquisitions
+    would wait for less what is left of the holder's hold. Waiters standing for as many
+    acquisitions or fewer are never passed: real acquisitions keep their order, and equal
+    merged ones are FIFO. (The reaper's one short acquisition of the compilers' object
+    lock, behind n merged compiler requests, waits for about n of their real holds, not n
+    merged ones: tests/exitcore/test_simulate.py checks the saturated M2 at 128 cores);
   - when a hold of lock ``l`` begins (at ``t0``, released at ``t_r``), every process in an
     unlocked stretch (an unlocked segment, or a lazily released hold and the system segment
     after it, begun before ``t0`` and ending after it) with merged acquisitions of ``l`` at a
@@ -522,9 +533,16 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     woken = np.zeros(n_ent, np.bool_)
     rechecking = np.zeros(n_ent, np.bool_)
     check_ns = np.zeros(n_ent)  # ... for this long (at full speed)
-    # a request with a longer real hold passes a waiter: the waiter's real hold if its request
-    # stands for several acquisitions, else infinity (nobody passes it)
-    wait_pass = np.zeros(n_ent)
+    # what a queued request stands for (module docstring, "Merged acquisitions"): the hold of
+    # one of its real acquisitions, its whole hold, and whether that is several acquisitions
+    q_real = np.zeros(n_ent)
+    q_work = np.zeros(n_ent)
+    q_count = np.zeros(n_ent)
+    # the latest hold of each lock to begin: its end, and one of its real acquisitions' hold
+    # in time (stretched, at its holder's speed), 0 if it stands for one; before it begins (a
+    # granted sleeper waiting for a thread) the end is the last hold's: none is left
+    lk_end = np.zeros(n_locks)
+    lk_real = np.zeros(n_locks)
     # merged acquisitions (module docstring, "Merged acquisitions"): who is in an unlocked
     # segment from when to when, which lock a process runs into at what spacing, and the
     # stall it has been given
@@ -633,14 +651,15 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rw = rw * rf
                     t_rel = t + rw / sp
                     h1 = (seg_real[rs] if e < n_proc else rseg_real[rs]) if has_real else 0.0
+                    w1 = seg_work[rs] if e < n_proc else rseg_work[rs]
+                    lk_end[lk] = t_rel
+                    lk_real[lk] = h1 * rf / sp if h1 < w1 * _MERGED else 0.0
                     if lk_kind[lk] == SLEEP_ALL:
                         # its release stands for as many wake-ups as real acquisitions
-                        lk_check[lk] = rw_wake * _count(
-                            seg_work[rs] if e < n_proc else rseg_work[rs], h1
-                        )
+                        lk_check[lk] = rw_wake * _count(w1, h1)
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, h1, (seg_work[rs] if e < n_proc else rseg_work[rs]) / h1,
+                            lk, t, t_rel, h1, w1 / h1,
                             ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip
@@ -665,12 +684,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     else:
                         _heap_push(hp, st, t_rel, e)
                 else:
-                    # e joins the lock's FIFO, ahead of the merged waiters at its tail whose
-                    # real hold is shorter than its own (module docstring, "Merged
-                    # acquisitions"). Written here, not in a helper: inlined with its array
-                    # arguments, the loop keeps numba from pruning their reference counts,
-                    # which then cost the whole loop about half its time. ``passing`` is
-                    # None when no segment is merged: the FIFO is plain and compiled so.
+                    # e joins the lock's FIFO, ahead of merged waiters at its tail while the
+                    # work left ahead of it is more than its real acquisitions would wait for
+                    # (module docstring, "Merged acquisitions"). Written here, not in a
+                    # helper: inlined with its array arguments, the loop keeps numba from
+                    # pruning their reference counts, which then cost the whole loop about
+                    # half its time. ``passing`` is None when no segment is merged: the FIFO
+                    # is plain and compiled so.
                     if woken[e]:
                         # a woken sleeper has its thread: it re-checks the lock (still queued),
                         # and sleeps again unless the lock has been handed to it by then
@@ -682,13 +702,34 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     pos = lk_len[lk]
                     if passing is not None:
                         real = seg_real[s] if e < n_proc else rseg_real[s]
+                        rsum = 0.0
+                        wsum = 0.0
+                        for i in range(pos):
+                            w = lk_q[lk, _wrap(lk_head[lk] + i, n_q)]
+                            rsum += q_real[w]
+                            wsum += q_work[w]
+                        # each of its real acquisitions would wait for one real hold of each
+                        # waiter and for the rest of one of the holder's (what is left of the
+                        # current one, then half of one each); in the queue it waits for the
+                        # rest of the holder's whole hold and the whole hold of each waiter
+                        # ahead, and passes only waiters standing for more acquisitions
+                        c = _count(work, real)
+                        target = rsum * c
+                        left = lk_end[lk] - t
+                        r1 = lk_real[lk]
+                        if left > 0.0 and r1 > 0.0:
+                            first = left if left < r1 else 0.5 * r1
+                            target += first + (c - 1.0) * 0.5 * r1 - left
                         while pos > 0:
                             w = lk_q[lk, _wrap(lk_head[lk] + pos - 1, n_q)]
-                            if wait_pass[w] >= real:
+                            if q_count[w] <= c or wsum - 0.5 * q_work[w] <= target:
                                 break
+                            wsum -= q_work[w]
                             lk_q[lk, _wrap(lk_head[lk] + pos, n_q)] = w
                             pos -= 1
-                        wait_pass[e] = real if real < work * _MERGED else np.inf
+                        q_real[e] = real
+                        q_work[e] = work
+                        q_count[e] = c
                     lk_q[lk, _wrap(lk_head[lk] + pos, n_q)] = e
                     lk_len[lk] += 1
                     wait_since[e] = t
@@ -841,14 +882,15 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     rw = rw * rf
                     t_rel = t + rw / speed[w]
                     h1 = (seg_real[rs] if w < n_proc else rseg_real[rs]) if has_real else 0.0
+                    w1 = seg_work[rs] if w < n_proc else rseg_work[rs]
+                    lk_end[lk] = t_rel
+                    lk_real[lk] = h1 * rf / speed[w] if h1 < w1 * _MERGED else 0.0
                     if lk_kind[lk] == SLEEP_ALL:
                         # its release stands for as many wake-ups as real acquisitions
-                        lk_check[lk] = rw_wake * _count(
-                            seg_work[rs] if w < n_proc else rseg_work[rs], h1
-                        )
+                        lk_check[lk] = rw_wake * _count(w1, h1)
                     if h1 >= lk_stalls[lk]:
                         _stall_runners(
-                            lk, t, t_rel, h1, (seg_work[rs] if w < n_proc else rseg_work[rs]) / h1,
+                            lk, t, t_rel, h1, w1 / h1,
                             ent_of, n_proc, run_start, run_end, pend_len,
                             pend_at, pend_lock, draws, speed, gap_lock, gap_ns,
                         )  # fmt: skip

@@ -66,16 +66,26 @@ class CpuPool:
 
 
 class Waiter:
-    """One queued request: who, the grant event, since when, whether it still spins, and
-    its real hold and whether it stands for several merged acquisitions. A sleeper woken by
-    a wake-all release has asked for a thread (``cpu_req``) and re-checks (``rechecking``): its
-    ``ev`` fires with ``("wake",)`` and is replaced by a fresh one."""
+    """One queued request: who, the grant event, since when, whether it still spins, its
+    hold, the hold of one of its real acquisitions, whether it stands for several and the
+    speed its segment runs at. A sleeper woken by a wake-all release has asked for a thread
+    (``cpu_req``) and re-checks (``rechecking``): its ``ev`` fires with ``("wake",)`` and is
+    replaced by a fresh one."""
 
     def __init__(
-        self, who: Any, ev: simpy.Event, since: float, spinning: bool, real: float, merged: bool
+        self,
+        who: Any,
+        ev: simpy.Event,
+        since: float,
+        spinning: bool,
+        work: float,
+        real: float,
+        merged: bool,
+        speed: float,
     ) -> None:
         self.who, self.ev, self.since, self.spinning = who, ev, since, spinning
-        self.real, self.merged = real, merged
+        self.work, self.real, self.merged, self.speed = work, real, merged, speed
+        self.count = work / real if real > 0.0 else 1.0  # the real acquisitions it stands for
         self.cpu_req: simpy.Event | None = None  # set while woken, until it has a thread
         self.rechecking = False
         self.check_ns = 0.0
@@ -99,25 +109,48 @@ class Lock:
         self.rw_wake_ns = rw_wake_ns
         self.holder: Any = None
         self.waiters: deque[Waiter] = deque()
+        # the latest hold to begin: its end and one real acquisition's hold (0: it is one)
+        self.hold_end = 0.0
+        self.hold_real = 0.0
         self.granted_at = 0.0
         self.hold = 0.0
         self.wait = 0.0
         self.acquisitions = 0
 
-    def request(self, who: Any, real: float = 0.0, merged: bool = False) -> Waiter | None:
-        """None when granted now, else the queued request (its ``ev`` fires on the grant). A
-        request goes ahead of the merged waiters at the tail whose real hold is shorter than
-        its own."""
+    def request(
+        self, who: Any, work: float, real: float, merged: bool, speed: float
+    ) -> Waiter | None:
+        """None when granted now, else the queued request (its ``ev`` fires on the grant).
+
+        A request of ``work`` standing for ``count`` real acquisitions of ``real`` each is
+        queued where what it waits for comes nearest to what those would: each would wait for
+        one real hold of every waiter, and for the rest of one real hold of the holder's (the
+        first for what is left of the current one, the others for half of one); queued, it
+        waits for the rest of the holder's whole hold and the whole holds ahead of it. It
+        passes waiters at the tail standing for more acquisitions than it does while the holds
+        left ahead of it, less half the passed one's, exceed that."""
         if self.holder is None:
             self.holder, self.granted_at = who, self.env.now
             self.acquisitions += 1
             return None
         ev = self.env.event()
         spins = self.kind == E.SPIN or self.spin_ns > 0.0
+        waiter = Waiter(who, ev, self.env.now, spins, work, real, merged, speed)
+        count = waiter.count
+        would_wait = sum(v.real for v in self.waiters) * count
+        left = self.hold_end - self.env.now
+        if left > 0.0 and self.hold_real > 0.0:
+            r1 = self.hold_real
+            first = left if left < r1 else 0.5 * r1
+            would_wait += first + (count - 1.0) * 0.5 * r1 - left
+        ahead = sum(v.work for v in self.waiters)
         at = len(self.waiters)
-        while at > 0 and self.waiters[at - 1].merged and self.waiters[at - 1].real < real:
+        while at > 0:
+            last = self.waiters[at - 1]
+            if last.count <= count or ahead - 0.5 * last.work <= would_wait:
+                break
+            ahead -= last.work
             at -= 1
-        waiter = Waiter(who, ev, self.env.now, spins, real, merged)
         self.waiters.insert(at, waiter)
         return waiter
 
@@ -136,6 +169,8 @@ class Lock:
             # wake-up already did, or it is on its thread re-checking); a granted spinner's hold
             # grows with the spinners still queued behind it
             if w.spinning:
+                # its hold begins now
+                self.begin(w.work, w.real, w.merged, self.stretch(), w.speed)
                 w.ev.succeed((w.since, None, self.stretch()))
             elif w.cpu_req is not None or w.rechecking:
                 w.ev.succeed((w.since, w.cpu_req, None))
@@ -152,6 +187,11 @@ class Lock:
 
     def stretch(self) -> float:
         return 1.0 + self.growth * len(self.waiters)
+
+    def begin(self, work: float, real: float, merged: bool, stretch: float, speed: float) -> None:
+        """The holder's hold begins now."""
+        self.hold_end = self.env.now + work * stretch / speed
+        self.hold_real = real * stretch / speed if merged else 0.0
 
 
 class Reference:
@@ -229,7 +269,9 @@ class Reference:
         sp = self.cpu.speed(thread) if sp is None else sp
         if kind >= E.LOCKED:
             lock = self.locks[kind - E.LOCKED]
-            waiter = lock.request(who, real or 0.0, real is not None and real < work * E._MERGED)
+            hold1 = work if real is None else real
+            merged = hold1 < work * E._MERGED
+            waiter = lock.request(who, work, hold1, merged, sp)
             stretch = lock.stretch()
             if waiter is not None:
                 ev = waiter.ev
@@ -253,6 +295,7 @@ class Reference:
                     self.totals[E.A_REAPER if is_reaper else E.A_SYS] += spin
             dur = work * stretch / sp
             now = self.env.now
+            lock.begin(work, hold1, merged, stretch, sp)
             if real is not None and real > 0:
                 self.stall_runners(kind - E.LOCKED, now, now + dur, real, work / real)
             if then_sys is not None and not is_reaper:

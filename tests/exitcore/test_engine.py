@@ -367,6 +367,40 @@ def test_a_request_goes_ahead_of_merged_waiters_with_shorter_real_holds() -> Non
     assert run(procs, threads=3).times_ns[:, E.T_EXIT_END].tolist() == [1000.0, 1100.0, 1200.0]
 
 
+@pytest.mark.parametrize(
+    ("a_real", "work", "hold", "order"),
+    [
+        # A's hold is one acquisition: E waits for the rest of it either way
+        (1000.0, 5.0, 5.0, "EBCD"),  # one short acquisition: would wait 30, queued at 0 ahead
+        (1000.0, 40.0, 10.0, "BECD"),  # 4 acquisitions: would wait 120, queued at 100 ahead
+        (1000.0, 60.0, 10.0, "BCED"),  # 6: would wait 180, queued at 200 ahead
+        (1000.0, 100.0, 10.0, "BCDE"),  # 10, as many as each waiter: FIFO
+        # A's hold stands for 10 acquisitions of 100: E's would each wait for 30 and the rest
+        # of one of A's (50 on average), not for the 960 left of A's whole hold
+        (100.0, 40.0, 10.0, "EBCD"),  # would wait 4 x 80, queued behind 960 of A
+        (100.0, 100.0, 10.0, "BCDE"),  # as many as each waiter: never passes them
+    ],
+)
+def test_a_request_is_queued_where_its_real_acquisitions_would_wait(
+    a_real: float, work: float, hold: float, order: str
+) -> None:
+    """A holds lock 0 from 0 to 1,000 (acquisitions of ``a_real`` each). B, C and D ask for it
+    at 10, 20 and 30, each with a hold of 100 standing for 10 real acquisitions of 10: they
+    keep their order (none stands for more than another). E asks at 40 with ``work`` standing
+    for ``work / hold`` real ones: each would wait for one real hold of B, C and D, 30 in all,
+    so E is queued where the merged holds ahead of it come nearest to ``30 * work / hold``,
+    less what A's whole hold makes it wait beyond the rests of A's real acquisitions."""
+    procs = [[(KL, 1000.0)]] + [[(E.SYS, t), (KL, 100.0)] for t in (10.0, 20.0, 30.0)]
+    procs.append([(E.SYS, 40.0), (KL, work)])
+    real = [[a_real], [0.0, 10.0], [0.0, 10.0], [0.0, 10.0], [0.0, hold]]
+    r = run(procs, threads=5, real=real)
+    expected, t = {}, 1000.0
+    for name in order:
+        t += work if name == "E" else 100.0
+        expected[name] = t
+    assert r.times_ns[:, E.T_EXIT_END].tolist() == [1000.0] + [expected[n] for n in "BCDE"]
+
+
 def test_a_merged_hold_is_met_as_its_real_holds_would_be() -> None:
     """A's hold of 1,000 ns stands for 4 real ones of 250 ns; B's real acquisitions are 300
     ns apart. One real hold of 250 is met with probability 250/300 and then waited for half
