@@ -107,10 +107,11 @@ def test_target_5_is_judged_on_its_ratios_too(validation: pl.DataFrame) -> None:
     assert sys_ratio["model_mean"] > 1.0 and (sys_ratio["within"] or gap)
 
 
-SHIPPED_OBJECTIVE = 0.0922
+SHIPPED_OBJECTIVE = 0.0924
 """The objective of every fit over all calibrate measurements evaluated at the shipped constants
-(model 0.7.0, seeds 0-2; 0.0917 with the Altra's lock_hold_growth at the wake-all fit's 0.0528):
-its first evaluation, the ``start`` of its fitted.yaml header."""
+(model 0.8.0, seeds 0-2; 0.0922 under model 0.7.0's queueing of merged requests, 0.0917 with the
+Altra's lock_hold_growth at the wake-all fit's 0.0528): its first evaluation, the ``start`` of
+its fitted.yaml header."""
 
 
 def test_the_shipped_constants_give_the_shipped_fit_objective(
