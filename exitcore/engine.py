@@ -537,6 +537,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     # one of its real acquisitions, its whole hold, and whether that is several acquisitions
     q_real = np.zeros(n_ent)
     q_work = np.zeros(n_ent)
+    lk_rsum = np.zeros(n_locks)  # ... summed over each lock's waiters (kept as they come and go)
+    lk_wsum = np.zeros(n_locks)
     q_count = np.zeros(n_ent)
     # the latest hold of each lock to begin: its end, and one of its real acquisitions' hold
     # in time (stretched, at its holder's speed), 0 if it stands for one; before it begins (a
@@ -702,12 +704,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                     pos = lk_len[lk]
                     if passing is not None:
                         real = seg_real[s] if e < n_proc else rseg_real[s]
-                        rsum = 0.0
-                        wsum = 0.0
-                        for i in range(pos):
-                            w = lk_q[lk, _wrap(lk_head[lk] + i, n_q)]
-                            rsum += q_real[w]
-                            wsum += q_work[w]
+                        rsum = lk_rsum[lk]
+                        wsum = lk_wsum[lk]
                         # each of its real acquisitions would wait for one real hold of each
                         # waiter and for the rest of one of the holder's (what is left of the
                         # current one, then half of one each); in the queue it waits for the
@@ -730,6 +728,8 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                         q_real[e] = real
                         q_work[e] = work
                         q_count[e] = c
+                        lk_rsum[lk] += real
+                        lk_wsum[lk] += work
                     lk_q[lk, _wrap(lk_head[lk] + pos, n_q)] = e
                     lk_len[lk] += 1
                     wait_since[e] = t
@@ -859,6 +859,10 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
                 w = lk_q[lk, lk_head[lk]]
                 lk_head[lk] = _wrap(lk_head[lk] + 1, lk_q.shape[1])
                 lk_len[lk] -= 1
+                if passing is not None:
+                    # the sums start from 0 again with every empty queue: no rounding drifts
+                    lk_rsum[lk] = lk_rsum[lk] - q_real[w] if lk_len[lk] > 0 else 0.0
+                    lk_wsum[lk] = lk_wsum[lk] - q_work[w] if lk_len[lk] > 0 else 0.0
                 lk_grant[lk] = t
                 lk_acq[lk] += 1
                 lk_wait[lk] += t - wait_since[w]

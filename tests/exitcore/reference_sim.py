@@ -112,6 +112,9 @@ class Lock:
         # the latest hold to begin: its end and one real acquisition's hold (0: it is one)
         self.hold_end = 0.0
         self.hold_real = 0.0
+        # the waiters' real holds and holds, summed as they come and go (from 0 when empty)
+        self.reals = 0.0
+        self.works = 0.0
         self.granted_at = 0.0
         self.hold = 0.0
         self.wait = 0.0
@@ -137,13 +140,13 @@ class Lock:
         spins = self.kind == E.SPIN or self.spin_ns > 0.0
         waiter = Waiter(who, ev, self.env.now, spins, work, real, merged, speed)
         count = waiter.count
-        would_wait = sum(v.real for v in self.waiters) * count
+        would_wait = self.reals * count
         left = self.hold_end - self.env.now
         if left > 0.0 and self.hold_real > 0.0:
             r1 = self.hold_real
             first = left if left < r1 else 0.5 * r1
             would_wait += first + (count - 1.0) * 0.5 * r1 - left
-        ahead = sum(v.work for v in self.waiters)
+        ahead = self.works
         at = len(self.waiters)
         while at > 0:
             last = self.waiters[at - 1]
@@ -152,6 +155,8 @@ class Lock:
             ahead -= last.work
             at -= 1
         self.waiters.insert(at, waiter)
+        self.reals += real
+        self.works += work
         return waiter
 
     def release(self, wakes: float = 1.0) -> None:
@@ -162,6 +167,8 @@ class Lock:
         self.holder = None
         if self.waiters:
             w = self.waiters.popleft()
+            self.reals = self.reals - w.real if self.waiters else 0.0
+            self.works = self.works - w.work if self.waiters else 0.0
             self.holder, self.granted_at = w.who, now
             self.acquisitions += 1
             self.wait += now - w.since
