@@ -534,12 +534,13 @@ def _simulate(  # type: ignore[no-untyped-def]  # noqa: C901
     rechecking = np.zeros(n_ent, np.bool_)
     check_ns = np.zeros(n_ent)  # ... for this long (at full speed)
     # what a queued request stands for (module docstring, "Merged acquisitions"): the hold of
-    # one of its real acquisitions, its whole hold, and whether that is several acquisitions
+    # one of its real acquisitions, its whole hold and how many real acquisitions it is; the
+    # first two summed over each lock's waiters (kept as they come and go)
     q_real = np.zeros(n_ent)
     q_work = np.zeros(n_ent)
-    lk_rsum = np.zeros(n_locks)  # ... summed over each lock's waiters (kept as they come and go)
-    lk_wsum = np.zeros(n_locks)
     q_count = np.zeros(n_ent)
+    lk_rsum = np.zeros(n_locks)
+    lk_wsum = np.zeros(n_locks)
     # the latest hold of each lock to begin: its end, and one of its real acquisitions' hold
     # in time (stretched, at its holder's speed), 0 if it stands for one; before it begins (a
     # granted sleeper waiting for a thread) the end is the last hold's: none is left
